@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "podlegs_netns",
+      "sources": ["native/netns.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}
