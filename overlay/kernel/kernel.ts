@@ -1,0 +1,299 @@
+// The kernel adapter: the only module that imports `netlink`. Everything above
+// it speaks in links, addresses and flood entries, never in IFLA_* numbers.
+import * as fs from 'fs';
+import * as ipaddr from 'ipaddr.js';
+import { createRtNetlink, RtNetlinkSocket, FlagsNew } from 'netlink';
+import { encode, decode, u8, u16be, u32, str, cstr, Nla } from './nla';
+import { toKernelError, isNotFound, isExists } from './errors';
+import { inNetns } from './netns';
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const AF_BRIDGE = 7;
+
+// rtnetlink attribute numbers, kept here and nowhere else.
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINKINFO: 18, NET_NS_FD: 28 } as const;
+const INFO = { KIND: 1, DATA: 2 } as const;
+const VETH_INFO_PEER = 1;
+const VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
+const BR = { MCAST_SNOOPING: 23 } as const;
+
+export interface VxlanInfo { vni: number; local?: string; port: number; underlayIndex?: number }
+export interface LinkInfo {
+  index: number;
+  name: string;
+  kind?: string;
+  mtu: number;
+  mac: string;
+  up: boolean;
+  master?: number;
+  vxlan?: VxlanInfo;
+}
+export interface AddressInfo { index: number; address: string; prefixLen: number; family: 4 | 6 }
+export interface RouteInfo { dst?: string; dstLen: number; gateway?: string; oif?: number; prefsrc?: string }
+export interface FdbEntry { mac: string; dst: string }
+
+export const ZERO_MAC = '00:00:00:00:00:00';
+const macToString = (b?: Buffer): string =>
+  b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : '';
+const macToBuffer = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+const ipToBuffer = (ip: string): Buffer => Buffer.from(ipaddr.parse(ip).toByteArray());
+const ipFromBuffer = (b: Buffer): string => ipaddr.fromByteArray([...b]).toString();
+
+function ifinfomsg(): Buffer {
+  return Buffer.alloc(16); // family, pad, type, index, flags, change: all zero
+}
+
+/** A netlink connection bound to one network namespace. */
+export class Kernel {
+  private constructor(private readonly sock: RtNetlinkSocket, readonly netns?: string) {}
+
+  /** Opens a connection in the current namespace, or in the netns at nsPath. */
+  static open(nsPath?: string): Kernel {
+    const sock = nsPath ? inNetns(nsPath, () => createRtNetlink()) : createRtNetlink();
+    return new Kernel(sock, nsPath);
+  }
+
+  close(): void {
+    this.sock.socket.socket.close();
+  }
+
+  private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw toKernelError(op, e);
+    }
+  }
+
+  // ---- links ----
+
+  async links(): Promise<LinkInfo[]> {
+    const msgs = await this.call('dump links', () => this.sock.getLinks());
+    return msgs.map((m) => parseLink(m.data.index ?? 0, m.attrs, !!m.data.flags?.up));
+  }
+
+  async linkByName(name: string): Promise<LinkInfo | undefined> {
+    try {
+      const msgs = await this.call(`get link ${name}`, () => this.sock.getLink({}, { ifname: name }));
+      const m = msgs[0];
+      return m ? parseLink(m.data.index ?? 0, m.attrs, !!m.data.flags?.up) : undefined;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async linkByIndex(index: number): Promise<LinkInfo | undefined> {
+    try {
+      const msgs = await this.call(`get link #${index}`, () => this.sock.getLink({ index }));
+      const m = msgs[0];
+      return m ? parseLink(m.data.index ?? 0, m.attrs, !!m.data.flags?.up) : undefined;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  private async newLink(op: string, name: string, linkinfo: Nla[], extra: { mtu?: number; mac?: string } = {}): Promise<LinkInfo> {
+    await this.call(op, () =>
+      this.sock.newLink({}, {
+        ifname: name,
+        ...(extra.mtu ? { mtu: extra.mtu } : {}),
+        ...(extra.mac ? { address: macToBuffer(extra.mac) } : {}),
+        linkinfo: encode(linkinfo),
+      }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+    const link = await this.linkByName(name);
+    if (!link) throw toKernelError(op, { code: 'ENODEV' });
+    return link;
+  }
+
+  /** A bridge with multicast snooping off: NF segments behave like a hub for multicast. */
+  createBridge(name: string, mtu?: number): Promise<LinkInfo> {
+    return this.newLink(`create bridge ${name}`, name, [
+      { type: INFO.KIND, value: str('bridge') },
+      { type: INFO.DATA, value: [{ type: BR.MCAST_SNOOPING, value: u8(0) }] },
+    ], { mtu });
+  }
+
+  /** A VXLAN device without learning: flooding and MACs are programmed explicitly. */
+  createVxlan(name: string, v: VxlanInfo & { mtu?: number }): Promise<LinkInfo> {
+    const data: Nla[] = [
+      { type: VXLAN.ID, value: u32(v.vni) },
+      { type: VXLAN.PORT, value: u16be(v.port) },
+      { type: VXLAN.LEARNING, value: u8(0) },
+    ];
+    if (v.underlayIndex) data.push({ type: VXLAN.LINK, value: u32(v.underlayIndex) });
+    if (v.local) {
+      const ip = ipaddr.parse(v.local);
+      data.push({ type: ip.kind() === 'ipv4' ? VXLAN.LOCAL : VXLAN.LOCAL6, value: Buffer.from(ip.toByteArray()) });
+    }
+    return this.newLink(`create vxlan ${name}`, name, [
+      { type: INFO.KIND, value: str('vxlan') },
+      { type: INFO.DATA, value: data },
+    ], { mtu: v.mtu });
+  }
+
+  /** A veth pair: hostName here, peerName inside the netns at peerNetns. */
+  async createVeth(hostName: string, peerName: string, peerNetns: string, opts: { mtu: number; peerMac?: string }): Promise<LinkInfo> {
+    const fd = fs.openSync(peerNetns, 'r');
+    try {
+      const peerAttrs: Nla[] = [
+        { type: IFLA.IFNAME, value: str(peerName) },
+        { type: IFLA.MTU, value: u32(opts.mtu) },
+        { type: IFLA.NET_NS_FD, value: u32(fd) },
+      ];
+      if (opts.peerMac) peerAttrs.push({ type: IFLA.ADDRESS, value: macToBuffer(opts.peerMac) });
+      return await this.newLink(`create veth ${hostName}/${peerName}`, hostName, [
+        { type: INFO.KIND, value: str('veth') },
+        { type: INFO.DATA, value: [{ type: VETH_INFO_PEER, value: Buffer.concat([ifinfomsg(), encode(peerAttrs)]) }] },
+      ], { mtu: opts.mtu });
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  async setLink(index: number, change: { up?: boolean; master?: number; mtu?: number; mac?: string }): Promise<void> {
+    const attrs: Record<string, unknown> = {};
+    if (change.master !== undefined) attrs.master = change.master;
+    if (change.mtu !== undefined) attrs.mtu = change.mtu;
+    if (change.mac !== undefined) attrs.address = macToBuffer(change.mac);
+    const data = change.up === undefined ? { index } : { index, flags: { up: change.up || undefined }, change: { up: true as const } };
+    await this.call(`set link #${index}`, () => this.sock.setLink(data as never, attrs));
+  }
+
+  /** Deletes a link; false when it was already gone. */
+  async deleteLink(index: number): Promise<boolean> {
+    try {
+      await this.call(`delete link #${index}`, () => this.sock.delLink({ index }));
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  async deleteLinkByName(name: string): Promise<boolean> {
+    const l = await this.linkByName(name);
+    return l ? this.deleteLink(l.index) : false;
+  }
+
+  // ---- addresses and routes ----
+
+  async addresses(index?: number): Promise<AddressInfo[]> {
+    const msgs = await this.call('dump addresses', () => this.sock.getAddresses());
+    const out: AddressInfo[] = [];
+    for (const m of msgs) {
+      if (index !== undefined && m.data.index !== index) continue;
+      const raw = m.attrs.local ?? m.attrs.address;
+      if (!raw || (m.data.family !== AF_INET && m.data.family !== AF_INET6)) continue;
+      out.push({ index: m.data.index ?? 0, address: ipFromBuffer(raw), prefixLen: m.data.prefixlen ?? 0, family: m.data.family === AF_INET ? 4 : 6 });
+    }
+    return out;
+  }
+
+  /** Adds addr/prefix to a link; an identical address already present is fine. */
+  async addAddress(index: number, cidr: string): Promise<void> {
+    const [ip, len] = ipaddr.parseCIDR(cidr);
+    const bytes = Buffer.from(ip.toByteArray());
+    const family = ip.kind() === 'ipv4' ? AF_INET : AF_INET6;
+    try {
+      await this.call(`add address ${cidr}`, () => this.sock.newAddress(
+        { family, prefixlen: len, index, ...(family === AF_INET6 ? { flags: { nodad: true } } : {}) },
+        { local: bytes, address: bytes },
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+    } catch (e) {
+      if (!isExists(e)) throw e;
+    }
+  }
+
+  async routes(family: 4 | 6 = 4): Promise<RouteInfo[]> {
+    const msgs = await this.call('dump routes', () => this.sock.getRoutes({ family: family === 4 ? AF_INET : AF_INET6 }));
+    return msgs
+      .filter((m) => (m.attrs.table ?? m.data.table) === 254)
+      .map((m) => ({
+        dst: m.attrs.dst ? ipFromBuffer(m.attrs.dst) : undefined,
+        dstLen: m.data.dstLen ?? 0,
+        gateway: m.attrs.gateway ? ipFromBuffer(m.attrs.gateway) : undefined,
+        oif: m.attrs.oif,
+        prefsrc: m.attrs.prefsrc ? ipFromBuffer(m.attrs.prefsrc) : undefined,
+      }));
+  }
+
+  /** Adds a unicast route in the main table (idempotent). */
+  async addRoute(dst: string, opts: { gateway?: string; oif?: number }): Promise<void> {
+    const [ip, len] = ipaddr.parseCIDR(dst);
+    const family = ip.kind() === 'ipv4' ? AF_INET : AF_INET6;
+    const attrs: Record<string, unknown> = { dst: Buffer.from(ip.toByteArray()) };
+    if (opts.gateway) attrs.gateway = ipToBuffer(opts.gateway);
+    if (opts.oif) attrs.oif = opts.oif;
+    try {
+      await this.call(`add route ${dst}`, () => this.sock.newRoute(
+        { family, dstLen: len, table: 254, protocol: 'BOOT', scope: opts.gateway ? 'UNIVERSE' : 'LINK', type: 'UNICAST' } as never,
+        attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+    } catch (e) {
+      if (!isExists(e)) throw e;
+    }
+  }
+
+  // ---- VXLAN forwarding database ----
+
+  async fdb(vxlanIndex: number): Promise<FdbEntry[]> {
+    const msgs = await this.call('dump fdb', () => this.sock.getNeighbors({ family: AF_BRIDGE }));
+    const out: FdbEntry[] = [];
+    for (const m of msgs) {
+      if (m.data.ifindex !== vxlanIndex || !m.attrs.dst || !m.attrs.lladdr) continue;
+      out.push({ mac: macToString(m.attrs.lladdr), dst: ipFromBuffer(m.attrs.dst) });
+    }
+    return out;
+  }
+
+  /** Adds a permanent entry mac → remote VTEP (all-zero MAC = flood entry); EEXIST is fine. */
+  async fdbAdd(vxlanIndex: number, e: FdbEntry): Promise<void> {
+    const flood = e.mac === ZERO_MAC;
+    try {
+      await this.call(`fdb add ${e.mac} dst ${e.dst}`, () => this.sock.newNeighbor(
+        { family: AF_BRIDGE, ifindex: vxlanIndex, state: { permanent: true }, flags: { self: true } },
+        { lladdr: macToBuffer(e.mac), dst: ipToBuffer(e.dst) },
+        // The all-zero MAC holds a list of destinations: append. A unicast MAC has one: replace.
+        { flags: FlagsNew.CREATE | (flood ? FlagsNew.APPEND : FlagsNew.REPLACE) }));
+    } catch (err) {
+      if (!isExists(err)) throw err;
+    }
+  }
+
+  /** Removes one entry; false when it was not there. */
+  async fdbDelete(vxlanIndex: number, e: FdbEntry): Promise<boolean> {
+    try {
+      await this.call(`fdb del ${e.mac} dst ${e.dst}`, () => this.sock.delNeighbor(
+        { family: AF_BRIDGE, ifindex: vxlanIndex, state: { permanent: true }, flags: { self: true } },
+        { lladdr: macToBuffer(e.mac), dst: ipToBuffer(e.dst) }));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+}
+
+function parseLink(index: number, attrs: { ifname?: string; mtu?: number; address?: Buffer; master?: number; linkinfo?: Buffer }, up: boolean): LinkInfo {
+  const link: LinkInfo = { index, name: attrs.ifname ?? '', mtu: attrs.mtu ?? 0, mac: macToString(attrs.address), up };
+  if (attrs.master) link.master = attrs.master;
+  if (attrs.linkinfo) {
+    const info = decode(attrs.linkinfo);
+    const kind = info.get(INFO.KIND);
+    if (kind) link.kind = cstr(kind);
+    const data = info.get(INFO.DATA);
+    if (link.kind === 'vxlan' && data) {
+      const d = decode(data);
+      const local = d.get(VXLAN.LOCAL) ?? d.get(VXLAN.LOCAL6);
+      link.vxlan = {
+        vni: d.get(VXLAN.ID)?.readUInt32LE(0) ?? 0,
+        port: d.get(VXLAN.PORT)?.readUInt16BE(0) ?? 0,
+        ...(local ? { local: ipFromBuffer(local) } : {}),
+        ...(d.get(VXLAN.LINK) ? { underlayIndex: d.get(VXLAN.LINK)!.readUInt32LE(0) } : {}),
+      };
+    }
+  }
+  return link;
+}

@@ -1,0 +1,69 @@
+// Entering a network namespace for the duration of a synchronous call.
+// A netlink socket belongs to the namespace of the thread that creates it,
+// so we switch the main thread, create the socket, and switch back at once.
+import * as fs from 'fs';
+import * as path from 'path';
+import { KernelError } from './errors';
+
+interface NetnsAddon { setns(fd: number, nstype: number): void; CLONE_NEWNET: number }
+
+let addon: NetnsAddon | undefined;
+
+function loadAddon(): NetnsAddon {
+  if (addon) return addon;
+  // Bundled: the addon sits next to the executable; from source: node-gyp's build dir.
+  const candidates = [
+    path.join(__dirname, 'podlegs_netns.node'),
+    path.join(__dirname, '..', '..', 'build', 'Release', 'podlegs_netns.node'),
+  ];
+  for (const c of candidates) {
+    if (fs.existsSync(c)) {
+      addon = require(c) as NetnsAddon; // eslint-disable-line @typescript-eslint/no-require-imports
+      return addon;
+    }
+  }
+  throw new Error(`podlegs_netns.node not found (looked in ${candidates.join(', ')}); run npm install`);
+}
+
+/** Opens a netns path, mapping a missing one to ENOENT. */
+export function openNetns(nsPath: string): number {
+  try {
+    return fs.openSync(nsPath, 'r');
+  } catch (e) {
+    throw new KernelError(`open netns ${nsPath}`, (e as NodeJS.ErrnoException).errno ? Math.abs((e as NodeJS.ErrnoException).errno as number) : 2, e);
+  }
+}
+
+/** Runs fn with the calling thread inside the netns at nsPath (fn must be synchronous). */
+export function inNetns<T>(nsPath: string, fn: () => T): T {
+  const a = loadAddon();
+  const target = openNetns(nsPath);
+  const home = fs.openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    try {
+      a.setns(target, a.CLONE_NEWNET);
+    } catch (e) {
+      throw new KernelError(`setns ${nsPath}`, (e as { errno?: number }).errno ?? 22, e);
+    }
+    try {
+      return fn();
+    } finally {
+      // Staying in the wrong namespace would corrupt everything after: abort instead.
+      try { a.setns(home, a.CLONE_NEWNET); } catch { process.abort(); }
+    }
+  } finally {
+    fs.closeSync(target);
+    fs.closeSync(home);
+  }
+}
+
+/** True when the path is a network namespace (not just any file). */
+export function isNetns(nsPath: string): boolean {
+  try {
+    const st = fs.statSync(nsPath);
+    const self = fs.statSync('/proc/self/ns/net');
+    return st.dev === self.dev;
+  } catch {
+    return false;
+  }
+}
