@@ -239,11 +239,16 @@ export class Kernel {
   // ---- VXLAN forwarding database ----
 
   async fdb(vxlanIndex: number): Promise<FdbEntry[]> {
+    return (await this.fdbAll()).filter((e) => e.ifindex === vxlanIndex).map(({ mac, dst }) => ({ mac, dst }));
+  }
+
+  /** Every VXLAN FDB entry of the namespace with a remote destination, in one dump. */
+  async fdbAll(): Promise<(FdbEntry & { ifindex: number })[]> {
     const msgs = await this.call('dump fdb', () => this.sock.getNeighbors({ family: AF_BRIDGE }));
-    const out: FdbEntry[] = [];
+    const out: (FdbEntry & { ifindex: number })[] = [];
     for (const m of msgs) {
-      if (m.data.ifindex !== vxlanIndex || !m.attrs.dst || !m.attrs.lladdr) continue;
-      out.push({ mac: macToString(m.attrs.lladdr), dst: ipFromBuffer(m.attrs.dst) });
+      if (!m.attrs.dst || !m.attrs.lladdr) continue;
+      out.push({ ifindex: m.data.ifindex ?? 0, mac: macToString(m.attrs.lladdr), dst: ipFromBuffer(m.attrs.dst) });
     }
     return out;
   }

@@ -1,0 +1,43 @@
+// Finding the underlay: the interface VXLAN rides on, its MTU, and this node's VTEP.
+import { Kernel, LinkInfo } from './kernel/kernel';
+
+export interface UnderlaySpec { interface: string; vtep: string; mtu: number | 'auto' }
+export interface Underlay { link: LinkInfo; vtep: string; mtu: number }
+
+/** Why the underlay is unusable, in words a node admin can act on. */
+export class UnderlayError extends Error {}
+
+export async function resolveUnderlay(k: Kernel, spec: UnderlaySpec): Promise<Underlay> {
+  const addrs = await k.addresses();
+  let link: LinkInfo | undefined;
+  if (spec.interface !== 'auto') {
+    link = await k.linkByName(spec.interface);
+    if (!link) throw new UnderlayError(`underlay interface ${spec.interface} does not exist on this node`);
+  } else if (spec.vtep !== 'auto') {
+    const a = addrs.find((x) => x.address === spec.vtep);
+    if (!a) throw new UnderlayError(`VTEP address ${spec.vtep} is not configured on any interface of this node`);
+    link = await k.linkByIndex(a.index);
+  } else {
+    // auto/auto: the interface of the default route (the way towards the other nodes).
+    const def = (await k.routes(4)).find((r) => r.dstLen === 0 && r.oif);
+    if (!def?.oif) throw new UnderlayError('cannot detect the underlay: no default route; set underlay.interface or underlay.vtep');
+    link = await k.linkByIndex(def.oif);
+  }
+  if (!link) throw new UnderlayError('underlay interface vanished while it was being read');
+  if (!link.up) throw new UnderlayError(`underlay interface ${link.name} is down`);
+  let vtep = spec.vtep;
+  const own = addrs.filter((a) => a.index === link!.index);
+  if (vtep === 'auto') {
+    const first = own.find((a) => a.family === 4) ?? own.find((a) => a.family === 6 && !a.address.startsWith('fe80'));
+    if (!first) throw new UnderlayError(`underlay interface ${link.name} has no IPv4/IPv6 address to use as VTEP`);
+    vtep = first.address;
+  } else if (!own.some((a) => a.address === vtep)) {
+    throw new UnderlayError(`VTEP address ${vtep} is not configured on underlay interface ${link.name}`);
+  }
+  const mtu = spec.mtu === 'auto' ? link.mtu : spec.mtu;
+  return { link, vtep, mtu };
+}
+
+/** IPv4 VXLAN overhead: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD = 50;
+export const legMtuLimit = (u: Underlay): number => u.mtu - VXLAN_OVERHEAD;

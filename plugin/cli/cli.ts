@@ -1,0 +1,60 @@
+// The podlegs CLI (no CNI_COMMAND): agent, status, conf validate, version.
+import * as fs from 'fs';
+import { loadConf, PluginConf } from '../cni/config';
+import { CniError } from '../cni/errors';
+
+const USAGE = `usage: podlegs <command>
+  agent --config FILE        run the node agent (keeps flood lists equal to the registry)
+  status [--json] [--config FILE]   this node's segments, legs and flood lists
+  conf validate FILE         validate a conflist (or a single podlegs entry)
+  version                    print the version`;
+
+/** Agent/CLI config files carry the plugin entry's fields without the CNI envelope. */
+export function loadNodeConfig(file: string): PluginConf {
+  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const { agent: _agent, legs: _legs, ...rest } = raw;
+  return loadConf(JSON.stringify({ cniVersion: '1.1.0', name: 'podlegs', type: 'podlegs', ...rest }));
+}
+
+const flag = (args: string[], name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+
+export async function runCli(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  try {
+    switch (cmd) {
+      case 'agent': {
+        const file = flag(rest, '--config');
+        if (!file) throw new Error('agent needs --config FILE');
+        const { runAgent } = await import('./agent-cmd');
+        return await runAgent(loadNodeConfig(file));
+      }
+      case 'status': {
+        const { runStatus } = await import('./status-cmd');
+        const file = flag(rest, '--config');
+        return await runStatus(file ? loadNodeConfig(file) : undefined, rest.includes('--json'));
+      }
+      case 'conf': {
+        if (rest[0] !== 'validate' || !rest[1]) throw new Error('usage: podlegs conf validate FILE');
+        const doc = JSON.parse(fs.readFileSync(rest[1], 'utf8')) as { plugins?: Record<string, unknown>[]; cniVersion?: string; name?: string };
+        const entries = doc.plugins ? doc.plugins.filter((p) => p.type === 'podlegs').map((p) => ({ cniVersion: doc.cniVersion, name: doc.name, ...p })) : [doc];
+        if (entries.length === 0) throw new Error(`${rest[1]} has no podlegs entry`);
+        for (const e of entries) loadConf(JSON.stringify(e));
+        process.stdout.write(`${rest[1]}: valid\n`);
+        return 0;
+      }
+      case 'version':
+        process.stdout.write('podlegs 0.1.0 (CNI 0.3.1, 0.4.0, 1.0.0, 1.1.0)\n');
+        return 0;
+      default:
+        process.stderr.write(`${USAGE}\n`);
+        return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
+    }
+  } catch (e) {
+    const msg = e instanceof CniError ? `${e.message}${e.details ? ` (${e.details})` : ''}` : (e as Error).message;
+    process.stderr.write(`podlegs ${cmd}: ${msg}\n`);
+    return 1;
+  }
+}

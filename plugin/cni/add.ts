@@ -1,0 +1,117 @@
+// ADD: attach every leg, or nothing. The plan is recorded before the first
+// kernel change; on any failure the recorded plan is torn down again.
+import { Kernel } from '../../overlay/kernel/kernel';
+import { ensureSegment } from '../../overlay/segment';
+import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
+import { FileRegistry } from '../../overlay/registry/file-registry';
+import { desiredFlood, syncFlood } from '../../overlay/flood';
+import { hostVethName } from '../../overlay/names';
+import { legMtuLimit } from '../../overlay/underlay';
+import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
+import { CmdContext } from './context';
+import { CniError, Code, invalidConfig } from './errors';
+import { execIpam } from './ipam';
+import { memberOwner, teardown } from './teardown';
+import { nodeUnderlay, openPod } from './common';
+import { Result, ResultIp, ResultRoute } from './versions';
+
+export async function cmdAdd({ conf, env, log }: CmdContext): Promise<Result> {
+  const pod = openPod(env.netns);
+  const node = Kernel.open();
+  try {
+    if (conf.legs.length === 0) {
+      log.info('no legs configured: passing prevResult through');
+      return conf.prevResult ?? {};
+    }
+    if (readState(conf.stateDir, env.containerId, env.ifname)?.complete) {
+      throw new CniError(Code.InterfaceExists, `container ${env.containerId} interface ${env.ifname} already has podlegs legs; DEL it first`);
+    }
+    const u = await nodeUnderlay(node, conf);
+    const state: AttachmentState = {
+      containerId: env.containerId, ifname: env.ifname, netns: env.netns, network: conf.name,
+      cniVersion: conf.cniVersion, vtep: u.vtep, registryPath: conf.registry.path, legs: planLegs(conf, env, legMtuLimit(u)),
+      complete: false,
+    };
+    for (const leg of state.legs) {
+      if (await pod.linkByName(leg.ifname)) throw new CniError(Code.InterfaceExists, `interface ${leg.ifname} already exists in the pod's netns ${env.netns}`);
+      if (await node.linkByName(leg.hostIf)) throw new CniError(Code.InterfaceExists, `host interface ${leg.hostIf} for leg ${leg.ifname} already exists; a previous attachment was not deleted`);
+    }
+    writeState(conf.stateDir, state);
+    try {
+      const registry = new FileRegistry(conf.registry.path);
+      const ipsByLeg = new Map<string, ResultIp[]>();
+      const routes: ResultRoute[] = [];
+      for (const leg of state.legs) {
+        const { segment } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
+        await createAccessLeg(node, env.netns, segment, leg);
+        const alloc = leg.ipam ? execIpam('ADD', leg.ipam, {
+          cniVersion: conf.cniVersion, network: leg.network, containerId: env.containerId,
+          netns: env.netns, ifname: leg.ifname, cniPath: env.path,
+        }) : undefined;
+        if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);
+        const legRoutes = alloc?.routes ?? [];
+        if (legRoutes.some((r) => /^(0\.0\.0\.0|::)\/0$/.test(r.dst))) {
+          throw invalidConfig(`IPAM of network ${leg.network} returned a default route; eth0 keeps the default route, remove it from the ipam "routes"`);
+        }
+        const link = await configurePodSide(pod, leg.ifname, leg.ips, legRoutes);
+        leg.mac = link.mac;
+        writeState(conf.stateDir, state);
+        registry.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
+        ipsByLeg.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
+        routes.push(...legRoutes);
+      }
+      await programFlood(node, registry, u.vtep, state.legs);
+      state.complete = true;
+      writeState(conf.stateDir, state);
+      log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })) });
+      return buildResult(conf.prevResult, state, ipsByLeg, routes, env.netns);
+    } catch (e) {
+      log.warn('ADD failed, rolling back', { error: (e as Error).message });
+      await teardown(node, state, env.path, log).catch(() => undefined);
+      removeState(conf.stateDir, env.containerId, env.ifname);
+      throw e;
+    }
+  } finally {
+    node.close();
+    pod.close();
+  }
+}
+
+function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: number): LegState[] {
+  return conf.legs.map((l) => {
+    const net = conf.networks.get(l.network)!;
+    if (net.mtu !== undefined && net.mtu > mtuLimit) {
+      throw invalidConfig(`network ${net.name} asks for MTU ${net.mtu}, but the underlay allows at most ${mtuLimit} (underlay MTU - 50)`);
+    }
+    return {
+      network: net.name, vni: net.vni, ifname: l.interface, hostIf: hostVethName(env.containerId, env.ifname, l.interface),
+      mtu: net.mtu ?? mtuLimit, ips: l.ips ?? [],
+      ...(l.mac ? { mac: l.mac } : {}),
+      ...(!l.ips && net.ipam ? { ipam: net.ipam } : {}),
+    };
+  });
+}
+
+/** Flood entries for the VNIs of this ADD, from what the registry knows right now. */
+async function programFlood(node: Kernel, registry: FileRegistry, vtep: string, legs: LegState[]): Promise<void> {
+  const vnis = new Set(legs.map((l) => l.vni));
+  const { members } = await registry.list(vnis);
+  for (const [vni, want] of desiredFlood(members, vtep, vnis)) {
+    const vx = await node.linkByName(`plvx${vni}`);
+    if (vx) await syncFlood(node, vx.index, want);
+  }
+}
+
+/** prevResult untouched, with the legs' interfaces, IPs and routes appended. */
+function buildResult(prev: Result | undefined, s: AttachmentState, ips: Map<string, ResultIp[]>, routes: ResultRoute[], netns: string): Result {
+  const r: Result = structuredClone(prev ?? {});
+  r.interfaces = r.interfaces ?? [];
+  r.ips = r.ips ?? [];
+  for (const leg of s.legs) {
+    const index = r.interfaces.length;
+    r.interfaces.push({ name: leg.ifname, mac: leg.mac, mtu: leg.mtu, sandbox: netns });
+    for (const ip of ips.get(leg.ifname) ?? []) r.ips.push({ ...ip, interface: index });
+  }
+  if (routes.length) r.routes = [...(r.routes ?? []), ...routes];
+  return r;
+}

@@ -1,0 +1,238 @@
+// loadConf: parse and validate the plugin's stdin completely before anything
+// on the node is touched. Every problem becomes one CNI error naming the field.
+import * as ipaddr from 'ipaddr.js';
+import { CniError, Code, invalidConfig } from './errors';
+import { checkVersion, CniVersion, Result, toInternal } from './versions';
+
+export const MAX_INPUT_BYTES = 1 << 20;
+export const MAX_VNI = 16777215;
+export const CILIUM_VXLAN_PORT = 8472;
+
+export interface IpamConf { type: string; [k: string]: unknown }
+export interface UnderlayConf { interface: string; vtep: string; port: number; mtu: number | 'auto' }
+export interface NetworkConf { name: string; vni: number; mtu?: number; ipam?: IpamConf }
+export interface LegConf { network: string; interface: string; ips?: string[]; mac?: string }
+export interface RegistryConf { type: 'file' | 'kubernetes'; path: string }
+export interface LogConf { file?: string; level: string }
+export interface Attachment { containerID: string; ifname: string }
+
+export interface PluginConf {
+  cniVersion: CniVersion;
+  name: string;
+  underlay: UnderlayConf;
+  registry: RegistryConf;
+  stateDir: string;
+  log: LogConf;
+  networks: Map<string, NetworkConf>;
+  legs: LegConf[];
+  prevResult?: Result;
+  validAttachments?: Attachment[];
+}
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'];
+const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
+const NETNAME_RE = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function obj(v: unknown, where: string): Obj {
+  if (!isObj(v)) throw invalidConfig(`${where} must be an object`);
+  return v;
+}
+function onlyKeys(o: Obj, where: string, allowed: string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) {
+      throw new CniError(Code.UnsupportedField, `${where}.${k} is not a known field`, `known fields: ${allowed.join(', ')}`);
+    }
+  }
+}
+function str(v: unknown, where: string): string {
+  if (typeof v !== 'string' || v === '') throw invalidConfig(`${where} must be a non-empty string`);
+  return v;
+}
+function int(v: unknown, where: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw invalidConfig(`${where} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+function absPath(v: unknown, where: string): string {
+  const s = str(v, where);
+  if (!s.startsWith('/') || s.includes('\0')) throw invalidConfig(`${where} must be an absolute path`);
+  return s;
+}
+
+/** A leg's interface name inside the pod: a valid Linux name, never eth*. */
+export function checkLegIfname(v: unknown, where: string): string {
+  const s = str(v, where);
+  if (!IFNAME_RE.test(s) || s === '.' || s === '..') {
+    throw invalidConfig(`${where} "${s.slice(0, 40)}" is not a valid interface name (1-15 characters: letters, digits, "_", "-", ".")`);
+  }
+  if (s.startsWith('eth')) throw invalidConfig(`${where} "${s}": names starting with "eth" belong to the primary CNI (Cilium); use net1, net2, ...`);
+  return s;
+}
+
+function parseUnderlay(v: unknown): UnderlayConf {
+  const u = v === undefined ? {} : obj(v, 'underlay');
+  onlyKeys(u, 'underlay', ['interface', 'vtep', 'port', 'mtu']);
+  const iface = u.interface === undefined ? 'auto' : str(u.interface, 'underlay.interface');
+  if (iface !== 'auto' && !IFNAME_RE.test(iface)) throw invalidConfig(`underlay.interface "${iface}" is not a valid interface name`);
+  const vtep = u.vtep === undefined ? 'auto' : str(u.vtep, 'underlay.vtep');
+  if (vtep !== 'auto') checkUnicast(vtep, 'underlay.vtep');
+  const port = u.port === undefined ? 4789 : int(u.port, 'underlay.port', 1, 65535);
+  if (port === CILIUM_VXLAN_PORT) {
+    throw invalidConfig(`underlay.port ${port} is Cilium's VXLAN port; podlegs needs its own (default 4789)`);
+  }
+  const mtu = u.mtu === undefined || u.mtu === 'auto' ? 'auto' : int(u.mtu, 'underlay.mtu', 1280, 65535);
+  return { interface: iface, vtep, port, mtu };
+}
+
+export function checkUnicast(ip: string, where: string): string {
+  if (!ipaddr.isValid(ip)) throw invalidConfig(`${where} "${ip}" is not an IP address`);
+  const range = ipaddr.process(ip).range();
+  if (['unspecified', 'multicast', 'broadcast', 'loopback', 'linkLocal'].includes(range)) {
+    throw invalidConfig(`${where} "${ip}" is not a unicast address (${range})`);
+  }
+  return ip;
+}
+
+function parseIpam(v: unknown, where: string): IpamConf {
+  const o = obj(v, where);
+  const type = str(o.type, `${where}.type`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(type)) throw invalidConfig(`${where}.type "${type}" is not a plugin name`);
+  return { ...o, type };
+}
+
+function parseNetworks(v: unknown): Map<string, NetworkConf> {
+  const out = new Map<string, NetworkConf>();
+  if (v === undefined) return out;
+  const nets = obj(v, 'networks');
+  const byVni = new Map<number, string>();
+  for (const [name, raw] of Object.entries(nets)) {
+    const where = `networks.${name}`;
+    if (!NETNAME_RE.test(name)) throw invalidConfig(`network name "${name.slice(0, 70)}" must be lower-case letters, digits, ".", "_" or "-" (at most 63)`);
+    const n = obj(raw, where);
+    onlyKeys(n, where, ['vni', 'mtu', 'ipam']);
+    const vni = int(n.vni, `${where}.vni`, 1, MAX_VNI);
+    const other = byVni.get(vni);
+    if (other) throw invalidConfig(`networks ${other} and ${name} both use VNI ${vni}; a VNI identifies one network`);
+    byVni.set(vni, name);
+    const net: NetworkConf = { name, vni };
+    if (n.mtu !== undefined) net.mtu = int(n.mtu, `${where}.mtu`, 576, 65535);
+    if (n.ipam !== undefined) net.ipam = parseIpam(n.ipam, `${where}.ipam`);
+    out.set(name, net);
+  }
+  return out;
+}
+
+function parseCidr(v: unknown, where: string): string {
+  const s = str(v, where);
+  try {
+    ipaddr.parseCIDR(s);
+    return s;
+  } catch {
+    throw invalidConfig(`${where} "${s.slice(0, 60)}" is not an address with prefix length (e.g. 192.0.2.10/24)`);
+  }
+}
+
+function parseMac(v: unknown, where: string): string {
+  const s = str(v, where).toLowerCase();
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(s)) throw invalidConfig(`${where} "${s.slice(0, 40)}" is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+  if (parseInt(s.slice(0, 2), 16) & 1) throw invalidConfig(`${where} ${s} is a multicast MAC; a leg needs a unicast MAC`);
+  if (s === '00:00:00:00:00:00') throw invalidConfig(`${where} must not be all zeros`);
+  return s;
+}
+
+function parseLegs(v: unknown, networks: Map<string, NetworkConf>): LegConf[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw invalidConfig('legs must be a list');
+  if (v.length > 32) throw invalidConfig(`legs has ${v.length} entries; at most 32 legs per pod`);
+  const seenIf = new Set<string>();
+  const seenNet = new Set<string>();
+  return v.map((raw, i) => {
+    const where = `legs[${i}]`;
+    const l = obj(raw, where);
+    onlyKeys(l, where, ['network', 'interface', 'ips', 'mac']);
+    const network = str(l.network, `${where}.network`);
+    if (!networks.has(network)) {
+      throw invalidConfig(`${where}.network "${network.slice(0, 70)}" is not defined in networks (known: ${[...networks.keys()].join(', ') || 'none'})`);
+    }
+    const iface = checkLegIfname(l.interface, `${where}.interface`);
+    if (seenIf.has(iface)) throw invalidConfig(`${where}.interface "${iface}" is used by two legs`);
+    if (seenNet.has(network)) throw invalidConfig(`${where}: network "${network}" is attached twice; one leg per network`);
+    seenIf.add(iface);
+    seenNet.add(network);
+    const leg: LegConf = { network, interface: iface };
+    if (l.ips !== undefined) {
+      if (!Array.isArray(l.ips) || l.ips.length === 0) throw invalidConfig(`${where}.ips must be a non-empty list of addresses with prefix length`);
+      leg.ips = l.ips.map((ip, j) => parseCidr(ip, `${where}.ips[${j}]`));
+    }
+    if (l.mac !== undefined) leg.mac = parseMac(l.mac, `${where}.mac`);
+    return leg;
+  });
+}
+
+function parseRegistry(v: unknown, stateDir: string): RegistryConf {
+  if (v === undefined) return { type: 'file', path: `${stateDir}/registry` };
+  const r = obj(v, 'registry');
+  onlyKeys(r, 'registry', ['type', 'path']);
+  const type = str(r.type, 'registry.type');
+  if (type === 'kubernetes') {
+    throw new CniError(Code.UnsupportedField, 'registry.type "kubernetes" is not available in this build', 'use {"type":"file","path":"/var/lib/podlegs/registry"}');
+  }
+  if (type !== 'file') throw invalidConfig(`registry.type must be "file" or "kubernetes", got "${type.slice(0, 40)}"`);
+  return { type, path: r.path === undefined ? `${stateDir}/registry` : absPath(r.path, 'registry.path') };
+}
+
+function parseLog(v: unknown): LogConf {
+  if (v === undefined) return { file: '/var/log/podlegs/podlegs.log', level: 'info' };
+  const l = obj(v, 'log');
+  onlyKeys(l, 'log', ['file', 'level']);
+  const level = l.level === undefined ? 'info' : str(l.level, 'log.level');
+  if (!LOG_LEVELS.includes(level)) throw invalidConfig(`log.level must be one of ${LOG_LEVELS.join(', ')}`);
+  return { ...(l.file === undefined ? {} : { file: absPath(l.file, 'log.file') }), level };
+}
+
+function parseAttachments(v: unknown): Attachment[] {
+  if (!Array.isArray(v)) throw invalidConfig('cni.dev/valid-attachments must be a list');
+  return v.map((a, i) => {
+    const o = obj(a, `cni.dev/valid-attachments[${i}]`);
+    return { containerID: str(o.containerID, `cni.dev/valid-attachments[${i}].containerID`), ifname: str(o.ifname, `cni.dev/valid-attachments[${i}].ifname`) };
+  });
+}
+
+/** Parses the raw stdin bytes of a CNI call into a validated configuration. */
+export function loadConf(stdin: Buffer | string): PluginConf {
+  if (stdin.length > MAX_INPUT_BYTES) throw new CniError(Code.DecodeFailure, `network configuration on stdin is larger than ${MAX_INPUT_BYTES} bytes`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(stdin.toString());
+  } catch (e) {
+    throw new CniError(Code.DecodeFailure, `network configuration on stdin is not valid JSON: ${(e as Error).message}`);
+  }
+  const c = obj(raw, 'network configuration');
+  const cniVersion = checkVersion(c.cniVersion);
+  const name = str(c.name, 'name');
+  if (c.type !== 'podlegs') throw invalidConfig(`type must be "podlegs", got ${JSON.stringify(c.type)}`);
+  const stateDir = c.stateDir === undefined ? '/var/lib/podlegs' : absPath(c.stateDir, 'stateDir');
+  const networks = parseNetworks(c.networks);
+  const conf: PluginConf = {
+    cniVersion,
+    name,
+    underlay: parseUnderlay(c.underlay),
+    registry: parseRegistry(c.registry, stateDir),
+    stateDir,
+    log: parseLog(c.log),
+    networks,
+    legs: parseLegs(c.legs, networks),
+  };
+  if (c.prevResult !== undefined) conf.prevResult = toInternal(c.prevResult, 'prevResult');
+  if (c['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(c['cni.dev/valid-attachments']);
+  for (const net of networks.values()) {
+    if (net.mtu !== undefined && conf.underlay.mtu !== 'auto' && net.mtu > conf.underlay.mtu - 50) {
+      throw invalidConfig(`networks.${net.name}.mtu ${net.mtu} exceeds underlay MTU ${conf.underlay.mtu} - 50 (VXLAN overhead)`);
+    }
+  }
+  return conf;
+}

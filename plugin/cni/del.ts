@@ -1,0 +1,24 @@
+// DEL: idempotent, from the recorded state only (no netns, NAD or API needed).
+import { Kernel } from '../../overlay/kernel/kernel';
+import { withNodeLock } from '../../overlay/node-lock';
+import { readState, removeState } from '../state';
+import { CmdContext } from './context';
+import { teardown } from './teardown';
+
+export async function cmdDel({ conf, env, log }: CmdContext): Promise<void> {
+  const state = readState(conf.stateDir, env.containerId, env.ifname);
+  if (!state) {
+    log.debug('nothing recorded for this attachment');
+    return;
+  }
+  await withNodeLock(conf.stateDir, async () => {
+    const node = Kernel.open();
+    try {
+      await teardown(node, state, env.path.length ? env.path : [], log);
+    } finally {
+      node.close();
+    }
+  });
+  removeState(conf.stateDir, env.containerId, env.ifname);
+  log.info('legs detached', { legs: state.legs.map((l) => l.ifname) });
+}

@@ -1,0 +1,58 @@
+// The CNI_* environment, validated per command before anything is touched.
+import { CniError, Code } from './errors';
+
+export type Command = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
+const COMMANDS: readonly string[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'];
+
+export interface CniEnv {
+  command: Command;
+  containerId: string;
+  netns: string;
+  ifname: string;
+  path: string[];
+  args: Map<string, string>;
+}
+
+const envErr = (msg: string): CniError => new CniError(Code.InvalidEnv, msg);
+
+/** CNI_ARGS: "K1=V1;K2=V2" with plain keys; anything else is refused. */
+export function parseCniArgs(raw: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!raw) return out;
+  if (raw.length > 4096) throw envErr('CNI_ARGS is longer than 4096 characters');
+  for (const pair of raw.split(';')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const key = pair.slice(0, eq);
+    if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+      throw envErr(`CNI_ARGS is malformed at "${pair.slice(0, 40)}": expected KEY=VALUE pairs separated by ";"`);
+    }
+    if (/[\0\n]/.test(pair)) throw envErr(`CNI_ARGS value of ${key} contains control characters`);
+    out.set(key, pair.slice(eq + 1));
+  }
+  return out;
+}
+
+export function readEnv(env: NodeJS.ProcessEnv): CniEnv {
+  const command = env.CNI_COMMAND ?? '';
+  if (!COMMANDS.includes(command)) throw envErr(`CNI_COMMAND "${command}" is not one of ${COMMANDS.join(', ')}`);
+  const perContainer = command === 'ADD' || command === 'DEL' || command === 'CHECK';
+  const need = (name: string): string => {
+    const v = env[name];
+    if (!v) throw envErr(`${name} is required for ${command}`);
+    return v;
+  };
+  const containerId = perContainer ? need('CNI_CONTAINERID') : env.CNI_CONTAINERID ?? '';
+  if (perContainer && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId)) {
+    throw envErr('CNI_CONTAINERID must start with a letter or digit and contain only letters, digits, "_", "." and "-"');
+  }
+  const netns = command === 'ADD' || command === 'CHECK' ? need('CNI_NETNS') : env.CNI_NETNS ?? '';
+  if (netns && !netns.startsWith('/')) throw envErr(`CNI_NETNS must be an absolute path, got "${netns}"`);
+  const ifname = perContainer ? need('CNI_IFNAME') : env.CNI_IFNAME ?? '';
+  if (ifname && (ifname.length > 15 || /[/\s:]/.test(ifname) || ifname === '.' || ifname === '..')) {
+    throw envErr(`CNI_IFNAME "${ifname}" is not a valid interface name`);
+  }
+  const path = (env.CNI_PATH ?? '').split(':').filter(Boolean);
+  if (perContainer && command !== 'CHECK' && path.length === 0) throw envErr(`CNI_PATH is required for ${command}`);
+  return { command: command as Command, containerId, netns, ifname, path, args: parseCniArgs(env.CNI_ARGS) };
+}

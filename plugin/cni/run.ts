@@ -1,0 +1,72 @@
+// The CNI entry: read stdin and env, validate, dispatch, and turn every
+// outcome into exactly one JSON document on stdout.
+import { KernelError } from '../../overlay/kernel/errors';
+import { LockTimeout, withNodeLock } from '../../overlay/node-lock';
+import { createLog, Log } from '../log';
+import { loadConf } from './config';
+import { readEnv, CniEnv } from './env';
+import { CniError, Code } from './errors';
+import { atLeast, fromInternal, SUPPORTED_VERSIONS } from './versions';
+import { cmdAdd } from './add';
+import { cmdDel } from './del';
+import { cmdCheck } from './check';
+import { cmdGc } from './gc';
+import { cmdStatus } from './status';
+
+export interface CniOutput { exitCode: number; stdout: string }
+
+const LATEST = '1.1.0';
+const print = (doc: unknown): string => `${JSON.stringify(doc)}\n`;
+
+/** Best-effort cniVersion for error objects when the config itself is unusable. */
+function looseVersion(stdin: string): string {
+  const m = /"cniVersion"\s*:\s*"([0-9.]+)"/.exec(stdin.slice(0, 4096));
+  return m && (SUPPORTED_VERSIONS as readonly string[]).includes(m[1]) ? m[1] : LATEST;
+}
+
+function asCniError(e: unknown): CniError {
+  if (e instanceof CniError) return e;
+  if (e instanceof LockTimeout) return new CniError(Code.TryAgainLater, `another podlegs operation holds this node's lock: ${e.message}`);
+  if (e instanceof KernelError) return new CniError(Code.KernelFailure, `the kernel refused: ${e.message}`);
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code && err.syscall) return new CniError(Code.IoFailure, `${err.syscall} ${err.path ?? ''} failed: ${err.code}`);
+  return new CniError(Code.KernelFailure, `internal error: ${err?.message ?? String(e)}`);
+}
+
+export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Promise<CniOutput> {
+  let version = looseVersion(stdin);
+  let log: Log | undefined;
+  try {
+    if (processEnv.CNI_COMMAND === 'VERSION') {
+      return { exitCode: 0, stdout: print({ cniVersion: version, supportedVersions: SUPPORTED_VERSIONS }) };
+    }
+    const env: CniEnv = readEnv(processEnv);
+    const conf = loadConf(stdin);
+    version = conf.cniVersion;
+    log = createLog(conf.log, {
+      command: env.command, containerId: env.containerId || undefined,
+      pod: env.args.has('K8S_POD_NAME') ? `${env.args.get('K8S_POD_NAMESPACE') ?? ''}/${env.args.get('K8S_POD_NAME')}` : undefined,
+    });
+    const ctx = { conf, env, log };
+    const requires = (min: string): void => {
+      if (!atLeast(conf.cniVersion, min)) {
+        throw new CniError(Code.IncompatibleVersion, `${env.command} needs cniVersion ${min} or later; the configuration says ${conf.cniVersion}`);
+      }
+    };
+    switch (env.command) {
+      case 'ADD': {
+        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx));
+        return { exitCode: 0, stdout: print(fromInternal(result, conf.cniVersion)) };
+      }
+      case 'DEL': await cmdDel(ctx); break;
+      case 'CHECK': requires('0.4.0'); await cmdCheck(ctx); break;
+      case 'GC': requires('1.1.0'); await cmdGc(ctx); break;
+      case 'STATUS': requires('1.1.0'); await cmdStatus(ctx); break;
+    }
+    return { exitCode: 0, stdout: '' };
+  } catch (e) {
+    const err = asCniError(e);
+    log?.error(err.message, { code: err.code, ...(e instanceof Error && !(e instanceof CniError) ? { stack: e.stack } : {}) });
+    return { exitCode: 1, stdout: print(err.toJSON(version)) };
+  }
+}

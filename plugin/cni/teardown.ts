@@ -1,0 +1,41 @@
+// Undoing an attachment from its recorded state: used by DEL, by GC, and by a
+// failed ADD (whose state lists what it planned). Every step tolerates "already gone".
+import { Kernel } from '../../overlay/kernel/kernel';
+import { removeAccessLeg } from '../../overlay/access-leg';
+import { removeSegmentIfUnused } from '../../overlay/segment';
+import { FileRegistry } from '../../overlay/registry/file-registry';
+import { AttachmentState } from '../state';
+import { execIpam } from './ipam';
+import { CniVersion } from './versions';
+import type { Log } from '../log';
+
+export const memberOwner = (containerId: string, attachIfname: string, legIfname: string): string =>
+  `${containerId}/${attachIfname}/${legIfname}`;
+
+export async function teardown(node: Kernel, s: AttachmentState, cniPath: string[], log: Log): Promise<void> {
+  const registry = new FileRegistry(s.registryPath);
+  const errors: string[] = [];
+  for (const leg of [...s.legs].reverse()) {
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (e) {
+        errors.push(`${leg.ifname}: ${what}: ${(e as Error).message}`);
+      }
+    };
+    await step('unregister', () => registry.unregister({ vni: leg.vni, vtep: s.vtep, owner: memberOwner(s.containerId, s.ifname, leg.ifname) }));
+    await step('remove veth', () => removeAccessLeg(node, leg.hostIf));
+    if (leg.ipam) {
+      const ipam = leg.ipam;
+      await step('release addresses', () => execIpam('DEL', ipam, {
+        cniVersion: s.cniVersion as CniVersion, network: leg.network, containerId: s.containerId,
+        netns: s.netns, ifname: leg.ifname, cniPath,
+      }));
+    }
+    await step('remove segment', () => removeSegmentIfUnused(node, leg.vni));
+  }
+  if (errors.length) {
+    log.warn('teardown incomplete', { errors });
+    throw new Error(`could not undo every leg: ${errors.join('; ')}`);
+  }
+}

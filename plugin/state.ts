@@ -1,0 +1,73 @@
+// What an ADD did, recorded before the first kernel change so that DEL and GC
+// can undo it without the netns, the config or any API.
+import * as fs from 'fs';
+import * as path from 'path';
+import type { IpamConf } from './cni/config';
+
+export interface LegState {
+  network: string;
+  vni: number;
+  ifname: string;     // inside the pod
+  hostIf: string;     // on the node, enslaved to the segment's bridge
+  mtu: number;
+  mac?: string;
+  ips: string[];
+  ipam?: IpamConf;    // set when addresses came from an IPAM plugin (needs DEL)
+}
+
+export interface AttachmentState {
+  containerId: string;
+  ifname: string;     // CNI_IFNAME of the attachment
+  netns: string;
+  network: string;    // conf "name": GC only touches attachments of its own network
+  cniVersion: string;
+  vtep: string;
+  registryPath: string;
+  legs: LegState[];
+  complete: boolean;  // false while an ADD is in flight (or died mid-way)
+}
+
+const dirOf = (stateDir: string): string => path.join(stateDir, 'attachments');
+const fileOf = (stateDir: string, containerId: string, ifname: string): string =>
+  path.join(dirOf(stateDir), `${containerId}_${ifname}.json`);
+
+export function writeState(stateDir: string, s: AttachmentState): void {
+  const file = fileOf(stateDir, s.containerId, s.ifname);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(s, null, 1));
+  fs.renameSync(tmp, file);
+}
+
+export function readState(stateDir: string, containerId: string, ifname: string): AttachmentState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(fileOf(stateDir, containerId, ifname), 'utf8')) as AttachmentState;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+export function removeState(stateDir: string, containerId: string, ifname: string): void {
+  fs.rmSync(fileOf(stateDir, containerId, ifname), { force: true });
+}
+
+/** Every recorded attachment; unreadable files are returned as names for the caller to report. */
+export function listStates(stateDir: string): { states: AttachmentState[]; broken: string[] } {
+  const states: AttachmentState[] = [];
+  const broken: string[] = [];
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(dirOf(stateDir));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  for (const f of files.filter((x) => x.endsWith('.json'))) {
+    try {
+      states.push(JSON.parse(fs.readFileSync(path.join(dirOf(stateDir), f), 'utf8')) as AttachmentState);
+    } catch {
+      broken.push(f);
+    }
+  }
+  return { states, broken };
+}
