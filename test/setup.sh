@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything the tests, demo and benchmarks need on a fresh Debian 12
+# (as root): Debian packages, npm packages, and the native netns addon.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(
+  iproute2 iputils-ping procps psmisc util-linux       # namespaces, ip/bridge, nsenter
+  containernetworking-plugins                          # ptp/bridge/host-local/static
+  keepalived tcpdump arping iperf3 socat python3       # real peers in the lab
+  podman runc                                          # a real CNI runtime
+  build-essential python3                              # native addon
+)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# npm 11 does not run dependencies' install scripts: netlink ships prebuilds that
+# load without one; our own addon is built by this package's own install script.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+[ -f build/Release/podlegs_netns.node ] || npx --no-install node-gyp rebuild
+node -e "require('./build/Release/podlegs_netns.node'); require('netlink').createRtNetlink().socket.socket.close()" \
+  || { echo "setup: native pieces do not load" >&2; exit 1; }
