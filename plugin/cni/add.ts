@@ -14,6 +14,7 @@ import { execIpam } from './ipam';
 import { memberOwner, teardown } from './teardown';
 import { nodeUnderlay, openPod } from './common';
 import { Result, ResultIp, ResultRoute } from './versions';
+import { appendLegs } from './result';
 
 export async function cmdAdd({ conf, env, log }: CmdContext): Promise<Result> {
   const pod = openPod(env.netns);
@@ -64,7 +65,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext): Promise<Result> {
       state.complete = true;
       writeState(conf.stateDir, state);
       log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })) });
-      return buildResult(conf.prevResult, state, ipsByLeg, routes, env.netns);
+      return appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: ipsByLeg.get(l.ifname) ?? [] })), routes, env.netns);
     } catch (e) {
       log.warn('ADD failed, rolling back', { error: (e as Error).message });
       await teardown(node, state, env.path, log).catch(() => undefined);
@@ -100,18 +101,4 @@ async function programFlood(node: Kernel, registry: FileRegistry, vtep: string, 
     const vx = await node.linkByName(`plvx${vni}`);
     if (vx) await syncFlood(node, vx.index, want);
   }
-}
-
-/** prevResult untouched, with the legs' interfaces, IPs and routes appended. */
-function buildResult(prev: Result | undefined, s: AttachmentState, ips: Map<string, ResultIp[]>, routes: ResultRoute[], netns: string): Result {
-  const r: Result = structuredClone(prev ?? {});
-  r.interfaces = r.interfaces ?? [];
-  r.ips = r.ips ?? [];
-  for (const leg of s.legs) {
-    const index = r.interfaces.length;
-    r.interfaces.push({ name: leg.ifname, mac: leg.mac, mtu: leg.mtu, sandbox: netns });
-    for (const ip of ips.get(leg.ifname) ?? []) r.ips.push({ ...ip, interface: index });
-  }
-  if (routes.length) r.routes = [...(r.routes ?? []), ...routes];
-  return r;
 }
