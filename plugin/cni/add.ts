@@ -15,8 +15,12 @@ import { memberOwner, teardown } from './teardown';
 import { nodeUnderlay, openPod } from './common';
 import { Result, ResultIp, ResultRoute } from './versions';
 import { appendLegs } from './result';
+import { forgetBgpPeer, recordBgpPeer } from '../bgp/record';
 
-export async function cmdAdd({ conf, env, log }: CmdContext): Promise<Result> {
+/** Called once every leg is up, still inside the all-or-nothing section (e.g. writing network-status). */
+export type Publish = (result: Result, state: AttachmentState) => Promise<void>;
+
+export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish): Promise<Result> {
   const pod = openPod(env.netns);
   const node = Kernel.open();
   try {
@@ -39,7 +43,8 @@ export async function cmdAdd({ conf, env, log }: CmdContext): Promise<Result> {
     }
     writeState(conf.stateDir, state);
     try {
-      const registry = new FileRegistry(conf.registry.path);
+      // In Kubernetes mode membership is published through the pod's network-status instead.
+      const registry = conf.registry.type === 'file' ? new FileRegistry(conf.registry.path) : undefined;
       const ipsByLeg = new Map<string, ResultIp[]>();
       const routes: ResultRoute[] = [];
       for (const leg of state.legs) {
@@ -57,18 +62,22 @@ export async function cmdAdd({ conf, env, log }: CmdContext): Promise<Result> {
         const link = await configurePodSide(pod, leg.ifname, leg.ips, legRoutes);
         leg.mac = link.mac;
         writeState(conf.stateDir, state);
-        registry.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
+        registry?.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
         ipsByLeg.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
         routes.push(...legRoutes);
       }
-      await programFlood(node, registry, u.vtep, state.legs);
+      if (registry) await programFlood(node, registry, u.vtep, state.legs);
+      const result = appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: ipsByLeg.get(l.ifname) ?? [] })), routes, env.netns);
+      await publish?.(result, state);
+      recordBgpPeer(conf, env, state, log);
       state.complete = true;
       writeState(conf.stateDir, state);
       log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })) });
-      return appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: ipsByLeg.get(l.ifname) ?? [] })), routes, env.netns);
+      return result;
     } catch (e) {
       log.warn('ADD failed, rolling back', { error: (e as Error).message });
       await teardown(node, state, env.path, log).catch(() => undefined);
+      forgetBgpPeer(conf.stateDir, state);
       removeState(conf.stateDir, env.containerId, env.ifname);
       throw e;
     }

@@ -3,6 +3,7 @@
 import * as ipaddr from 'ipaddr.js';
 import { CniError, Code, invalidConfig } from './errors';
 import { checkVersion, CniVersion, Result, toInternal } from './versions';
+import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
 
 export const MAX_INPUT_BYTES = 1 << 20;
 export const MAX_VNI = 16777215;
@@ -15,10 +16,15 @@ export interface LegConf { network: string; interface: string; ips?: string[]; m
 export interface RegistryConf { type: 'file' | 'kubernetes'; path: string }
 export interface LogConf { file?: string; level: string }
 export interface Attachment { containerID: string; ifname: string }
+export interface KubernetesConf { kubeconfig: string; globalNamespaces: string[]; multus: boolean; nodeAsn?: number }
+export type Mode = 'static' | 'kubernetes' | 'delegate';
 
 export interface PluginConf {
   cniVersion: CniVersion;
   name: string;
+  /** static: legs in the config; kubernetes: legs from the pod annotation; delegate: Multus hands us one NAD. */
+  mode: Mode;
+  kubernetes?: KubernetesConf;
   underlay: UnderlayConf;
   registry: RegistryConf;
   stateDir: string;
@@ -27,6 +33,8 @@ export interface PluginConf {
   legs: LegConf[];
   prevResult?: Result;
   validAttachments?: Attachment[];
+  bgp?: PluginBgpConf;                 // node speaker's ASN for podlegs.io/bgp-peer (plugin/bgp)
+  labels?: Record<string, string>;     // args.cni.labels, matched by bgp-sync selectors in static mode
 }
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'];
@@ -104,25 +112,35 @@ function parseIpam(v: unknown, where: string): IpamConf {
   return { ...o, type };
 }
 
+/** One network: an entry of `networks`, or the config of a NetworkAttachmentDefinition. */
+export function parseNetwork(name: string, raw: unknown, where: string, extraKeys: string[] = []): NetworkConf {
+  const n = obj(raw, where);
+  onlyKeys(n, where, ['vni', 'mtu', 'ipam', ...extraKeys]);
+  const net: NetworkConf = { name, vni: int(n.vni, `${where}.vni`, 1, MAX_VNI) };
+  if (n.mtu !== undefined) net.mtu = int(n.mtu, `${where}.mtu`, 576, 65535);
+  if (n.ipam !== undefined) net.ipam = parseIpam(n.ipam, `${where}.ipam`);
+  return net;
+}
+
+/** Two networks with one VNI would silently merge two L2 segments: refuse. */
+export function checkUniqueVnis(nets: Iterable<NetworkConf>): void {
+  const byVni = new Map<number, string>();
+  for (const net of nets) {
+    const other = byVni.get(net.vni);
+    if (other !== undefined && other !== net.name) throw invalidConfig(`networks ${other} and ${net.name} both use VNI ${net.vni}; a VNI identifies one network`);
+    byVni.set(net.vni, net.name);
+  }
+}
+
 function parseNetworks(v: unknown): Map<string, NetworkConf> {
   const out = new Map<string, NetworkConf>();
   if (v === undefined) return out;
   const nets = obj(v, 'networks');
-  const byVni = new Map<number, string>();
   for (const [name, raw] of Object.entries(nets)) {
-    const where = `networks.${name}`;
     if (!NETNAME_RE.test(name)) throw invalidConfig(`network name "${name.slice(0, 70)}" must be lower-case letters, digits, ".", "_" or "-" (at most 63)`);
-    const n = obj(raw, where);
-    onlyKeys(n, where, ['vni', 'mtu', 'ipam']);
-    const vni = int(n.vni, `${where}.vni`, 1, MAX_VNI);
-    const other = byVni.get(vni);
-    if (other) throw invalidConfig(`networks ${other} and ${name} both use VNI ${vni}; a VNI identifies one network`);
-    byVni.set(vni, name);
-    const net: NetworkConf = { name, vni };
-    if (n.mtu !== undefined) net.mtu = int(n.mtu, `${where}.mtu`, 576, 65535);
-    if (n.ipam !== undefined) net.ipam = parseIpam(n.ipam, `${where}.ipam`);
-    out.set(name, net);
+    out.set(name, parseNetwork(name, raw, `networks.${name}`));
   }
+  checkUniqueVnis(out.values());
   return out;
 }
 
@@ -173,13 +191,14 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>): LegConf[] {
   });
 }
 
-function parseRegistry(v: unknown, stateDir: string): RegistryConf {
-  if (v === undefined) return { type: 'file', path: `${stateDir}/registry` };
+function parseRegistry(v: unknown, stateDir: string, k8s: boolean): RegistryConf {
+  if (v === undefined) return k8s ? { type: 'kubernetes', path: '' } : { type: 'file', path: `${stateDir}/registry` };
   const r = obj(v, 'registry');
   onlyKeys(r, 'registry', ['type', 'path']);
   const type = str(r.type, 'registry.type');
   if (type === 'kubernetes') {
-    throw new CniError(Code.UnsupportedField, 'registry.type "kubernetes" is not available in this build', 'use {"type":"file","path":"/var/lib/podlegs/registry"}');
+    if (!k8s) throw invalidConfig('registry.type "kubernetes" needs a "kubernetes" section (kubeconfig)');
+    return { type, path: '' };
   }
   if (type !== 'file') throw invalidConfig(`registry.type must be "file" or "kubernetes", got "${type.slice(0, 40)}"`);
   return { type, path: r.path === undefined ? `${stateDir}/registry` : absPath(r.path, 'registry.path') };
@@ -194,6 +213,56 @@ function parseLog(v: unknown): LogConf {
   return { ...(l.file === undefined ? {} : { file: absPath(l.file, 'log.file') }), level };
 }
 
+function parseKubernetes(v: unknown): KubernetesConf {
+  const k = obj(v, 'kubernetes');
+  onlyKeys(k, 'kubernetes', ['kubeconfig', 'globalNamespaces', 'multus', 'nodeAsn']);
+  const globals = k.globalNamespaces === undefined ? [] : k.globalNamespaces;
+  if (!Array.isArray(globals) || !globals.every((n) => typeof n === 'string' && /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n))) {
+    throw invalidConfig('kubernetes.globalNamespaces must be a list of namespace names');
+  }
+  if (k.multus !== undefined && typeof k.multus !== 'boolean') throw invalidConfig('kubernetes.multus must be true or false');
+  return {
+    kubeconfig: k.kubeconfig === undefined ? '/etc/cni/net.d/podlegs.d/podlegs.kubeconfig' : absPath(k.kubeconfig, 'kubernetes.kubeconfig'),
+    globalNamespaces: globals as string[],
+    multus: k.multus === true,
+    ...(k.nodeAsn === undefined ? {} : { nodeAsn: int(k.nodeAsn, 'kubernetes.nodeAsn', 1, 4294967295) }),
+  };
+}
+
+/** Node-level defaults for a Multus delegate call, whose stdin is only a NAD's config. */
+export const NODE_CONFIG_DEFAULT = '/etc/cni/net.d/podlegs.d/node.json';
+function nodeDefaults(): Obj {
+  const file = process.env.PODLEGS_NODE_CONFIG ?? NODE_CONFIG_DEFAULT;
+  let text: string;
+  try {
+    text = require('fs').readFileSync(file, 'utf8') as string; // eslint-disable-line @typescript-eslint/no-require-imports
+  } catch {
+    return {};
+  }
+  try {
+    return obj(JSON.parse(text), `node config ${file}`);
+  } catch (e) {
+    throw invalidConfig(`node config ${file} is not a JSON object: ${(e as Error).message}`);
+  }
+}
+
+const NODE_KEYS = ['underlay', 'registry', 'stateDir', 'log', 'kubernetes'];
+const ENVELOPE_KEYS = ['cniVersion', 'name', 'type', 'prevResult', 'runtimeConfig', 'args', 'capabilities', 'cni.dev/valid-attachments'];
+
+/** A NAD config handed over by Multus: one network, one leg named CNI_IFNAME. */
+function delegateToStatic(c: Obj, ifname: string): Obj {
+  const defaults = nodeDefaults();
+  const network: Obj = {};
+  const rest: Obj = {};
+  for (const [k, v] of Object.entries(c)) {
+    if (NODE_KEYS.includes(k) || ENVELOPE_KEYS.includes(k)) rest[k] = v;
+    else network[k] = v;
+  }
+  for (const k of NODE_KEYS) if (rest[k] === undefined && defaults[k] !== undefined) rest[k] = defaults[k];
+  const name = typeof c.name === 'string' ? c.name : '';
+  return { ...rest, networks: { [name]: network }, legs: [{ network: name, interface: ifname }] };
+}
+
 function parseAttachments(v: unknown): Attachment[] {
   if (!Array.isArray(v)) throw invalidConfig('cni.dev/valid-attachments must be a list');
   return v.map((a, i) => {
@@ -203,7 +272,7 @@ function parseAttachments(v: unknown): Attachment[] {
 }
 
 /** Parses the raw stdin bytes of a CNI call into a validated configuration. */
-export function loadConf(stdin: Buffer | string): PluginConf {
+export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
   if (stdin.length > MAX_INPUT_BYTES) throw new CniError(Code.DecodeFailure, `network configuration on stdin is larger than ${MAX_INPUT_BYTES} bytes`);
   let raw: unknown;
   try {
@@ -211,17 +280,27 @@ export function loadConf(stdin: Buffer | string): PluginConf {
   } catch (e) {
     throw new CniError(Code.DecodeFailure, `network configuration on stdin is not valid JSON: ${(e as Error).message}`);
   }
-  const c = obj(raw, 'network configuration');
+  let c = obj(raw, 'network configuration');
   const cniVersion = checkVersion(c.cniVersion);
+  const delegate = c.vni !== undefined || c.trunk !== undefined;
+  if (delegate) {
+    if (c.networks !== undefined || c.legs !== undefined) throw invalidConfig('a network config (with "vni") cannot also carry "networks" or "legs"');
+    if (!ifname) throw invalidConfig('a network config (with "vni") needs CNI_IFNAME for its leg');
+    c = delegateToStatic(c, ifname);
+  }
   const name = str(c.name, 'name');
   if (c.type !== 'podlegs') throw invalidConfig(`type must be "podlegs", got ${JSON.stringify(c.type)}`);
   const stateDir = c.stateDir === undefined ? '/var/lib/podlegs' : absPath(c.stateDir, 'stateDir');
   const networks = parseNetworks(c.networks);
+  const kubernetes = c.kubernetes === undefined ? undefined : parseKubernetes(c.kubernetes);
+  const mode: Mode = delegate ? 'delegate' : kubernetes && c.legs === undefined ? 'kubernetes' : 'static';
   const conf: PluginConf = {
     cniVersion,
     name,
+    mode,
+    ...(kubernetes ? { kubernetes } : {}),
     underlay: parseUnderlay(c.underlay),
-    registry: parseRegistry(c.registry, stateDir),
+    registry: parseRegistry(c.registry, stateDir, !!kubernetes),
     stateDir,
     log: parseLog(c.log),
     networks,
@@ -229,6 +308,7 @@ export function loadConf(stdin: Buffer | string): PluginConf {
   };
   if (c.prevResult !== undefined) conf.prevResult = toInternal(c.prevResult, 'prevResult');
   if (c['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(c['cni.dev/valid-attachments']);
+  Object.assign(conf, parsePluginBgp(c.bgp, c.args));
   for (const net of networks.values()) {
     if (net.mtu !== undefined && conf.underlay.mtu !== 'auto' && net.mtu > conf.underlay.mtu - 50) {
       throw invalidConfig(`networks.${net.name}.mtu ${net.mtu} exceeds underlay MTU ${conf.underlay.mtu} - 50 (VXLAN overhead)`);

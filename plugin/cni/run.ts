@@ -41,7 +41,7 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Prom
       return { exitCode: 0, stdout: print({ cniVersion: version, supportedVersions: SUPPORTED_VERSIONS }) };
     }
     const env: CniEnv = readEnv(processEnv);
-    const conf = loadConf(stdin);
+    const conf = loadConf(stdin, env.ifname);
     version = conf.cniVersion;
     log = createLog(conf.log, {
       command: env.command, containerId: env.containerId || undefined,
@@ -55,7 +55,9 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Prom
     };
     switch (env.command) {
       case 'ADD': {
-        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx));
+        // Kubernetes mode resolves the pod's legs through the API before taking the node lock.
+        const k8s = conf.mode === 'kubernetes' ? await (await import('../k8s/k8s-mode')).prepareKubernetes(ctx) : undefined;
+        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx, k8s?.publish));
         return { exitCode: 0, stdout: print(fromInternal(result, conf.cniVersion)) };
       }
       case 'DEL': await cmdDel(ctx); break;

@@ -13,7 +13,7 @@ export const memberOwner = (containerId: string, attachIfname: string, legIfname
   `${containerId}/${attachIfname}/${legIfname}`;
 
 export async function teardown(node: Kernel, s: AttachmentState, cniPath: string[], log: Log): Promise<void> {
-  const registry = new FileRegistry(s.registryPath);
+  const registry = s.registryPath ? new FileRegistry(s.registryPath) : undefined;
   const errors: string[] = [];
   for (const leg of [...s.legs].reverse()) {
     const step = async (what: string, fn: () => unknown): Promise<void> => {
@@ -23,7 +23,7 @@ export async function teardown(node: Kernel, s: AttachmentState, cniPath: string
         errors.push(`${leg.ifname}: ${what}: ${(e as Error).message}`);
       }
     };
-    await step('unregister', () => registry.unregister({ vni: leg.vni, vtep: s.vtep, owner: memberOwner(s.containerId, s.ifname, leg.ifname) }));
+    await step('unregister', () => registry?.unregister({ vni: leg.vni, vtep: s.vtep, owner: memberOwner(s.containerId, s.ifname, leg.ifname) }));
     await step('remove veth', () => removeAccessLeg(node, leg.hostIf));
     if (leg.ipam) {
       const ipam = leg.ipam;

@@ -1,0 +1,54 @@
+// Kubernetes mode around ADD: one GET of the pod before, one merge-PATCH after.
+import { CniError, Code } from '../cni/errors';
+import type { CmdContext } from '../cni/context';
+import type { Publish } from '../cni/add';
+import { KubeClient } from './http';
+import { loadApiTarget } from './kubeconfig';
+import { apiFailure, podRef, PodObject, resolveSelections } from './pod-legs';
+import { buildNetworkStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
+
+export const BGP_PEER_ANNOTATION = 'podlegs.io/bgp-peer';
+
+export async function kubeClient(kubeconfig: string): Promise<KubeClient> {
+  try {
+    return new KubeClient(await loadApiTarget(kubeconfig));
+  } catch (e) {
+    throw new CniError(Code.NotAvailable, `cannot use kubeconfig ${kubeconfig}: ${(e as Error).message}`);
+  }
+}
+
+/** Resolves the pod's selections into conf.networks/conf.legs; returns how to publish the outcome. */
+export async function prepareKubernetes(ctx: CmdContext, client?: KubeClient): Promise<{ publish: Publish; client: KubeClient }> {
+  const { conf, env } = ctx;
+  const ref = podRef(env);
+  const api = client ?? (await kubeClient(conf.kubernetes!.kubeconfig));
+  const podPath = `/api/v1/namespaces/${ref.namespace}/pods/${ref.name}`;
+  let pod: PodObject;
+  try {
+    pod = await api.request<PodObject>(podPath);
+  } catch (e) {
+    throw apiFailure(e, `pod ${ref.namespace}/${ref.name}`);
+  }
+  if (ref.uid && pod.metadata.uid && ref.uid !== pod.metadata.uid) {
+    throw new CniError(Code.TryAgainLater, `pod ${ref.namespace}/${ref.name} in the API has UID ${pod.metadata.uid}, the runtime asked for ${ref.uid}`);
+  }
+  const { networks, legs } = await resolveSelections(conf, api, pod);
+  conf.networks = networks;
+  conf.legs = legs;
+
+  const publish: Publish = async (_result, state) => {
+    if (conf.kubernetes!.multus) return; // Multus writes network-status itself
+    const status = buildNetworkStatus(conf.name, conf.prevResult, state.legs.map((l) => ({ network: l.network, ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: l.ips, vni: l.vni })));
+    const def = status.find((s) => s.default);
+    const annotations: Record<string, string> = { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) };
+    if (def?.gateway?.[0]) {
+      annotations[BGP_PEER_ANNOTATION] = JSON.stringify({ address: def.gateway[0], ...(conf.kubernetes!.nodeAsn ? { asn: conf.kubernetes!.nodeAsn } : {}) });
+    }
+    try {
+      await api.request(podPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { annotations } } });
+    } catch (e) {
+      throw apiFailure(e, `network-status of pod ${ref.namespace}/${ref.name}`);
+    }
+  };
+  return { publish, client: api };
+}

@@ -1,0 +1,85 @@
+// Reading a kubeconfig on the CNI hot path. @kubernetes/client-node costs about
+// 1.5 s and 110 MB to load here (measured: `node -e "require('@kubernetes/client-node')"`),
+// which a per-pod CNI process cannot pay; the common credentials (token, token
+// file, client certificate, CA) are read directly. Kubeconfigs that need exec or
+// auth-provider plugins go through client-node's KubeConfig instead.
+import * as fs from 'fs';
+
+export interface ApiTarget {
+  server: string;            // https://host:port or http://host:port
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  token?: string;
+  insecureSkipTLSVerify?: boolean;
+}
+
+type Obj = Record<string, unknown>;
+const named = (list: unknown, name: unknown, key: string): Obj | undefined =>
+  Array.isArray(list) ? ((list as Obj[]).find((x) => x?.name === name)?.[key] as Obj | undefined) : undefined;
+const b64 = (v: unknown): Buffer | undefined => (typeof v === 'string' ? Buffer.from(v, 'base64') : undefined);
+const file = (v: unknown): Buffer | undefined => (typeof v === 'string' ? fs.readFileSync(v) : undefined);
+
+function parseDoc(text: string): Obj {
+  try {
+    return JSON.parse(text) as Obj; // JSON is YAML: the installer writes kubeconfigs as JSON
+  } catch {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const yaml = require('js-yaml') as { load(s: string): unknown };
+    return yaml.load(text) as Obj;
+  }
+}
+
+/** The current context's cluster and credentials; throws with a message naming what is missing. */
+export function readKubeconfig(path: string): ApiTarget {
+  const doc = parseDoc(fs.readFileSync(path, 'utf8'));
+  const ctxName = doc['current-context'] ?? (Array.isArray(doc.contexts) ? (doc.contexts as Obj[])[0]?.name : undefined);
+  const ctx = named(doc.contexts, ctxName, 'context');
+  if (!ctx) throw new Error(`kubeconfig ${path}: no context "${String(ctxName)}"`);
+  const cluster = named(doc.clusters, ctx.cluster, 'cluster');
+  if (!cluster || typeof cluster.server !== 'string') throw new Error(`kubeconfig ${path}: cluster "${String(ctx.cluster)}" has no server`);
+  const user = named(doc.users, ctx.user, 'user') ?? {};
+  if (user.exec || user['auth-provider']) throw new NeedsClientNode(path);
+  const tokenFile = typeof user.tokenFile === 'string' ? fs.readFileSync(user.tokenFile, 'utf8').trim() : undefined;
+  return {
+    server: cluster.server.replace(/\/+$/, ''),
+    ca: b64(cluster['certificate-authority-data']) ?? file(cluster['certificate-authority']),
+    cert: b64(user['client-certificate-data']) ?? file(user['client-certificate']),
+    key: b64(user['client-key-data']) ?? file(user['client-key']),
+    token: typeof user.token === 'string' ? user.token : tokenFile,
+    insecureSkipTLSVerify: cluster['insecure-skip-tls-verify'] === true,
+  };
+}
+
+export class NeedsClientNode extends Error {
+  constructor(path: string) {
+    super(`kubeconfig ${path} uses an exec/auth-provider credential plugin`);
+  }
+}
+
+/** Exotic credentials: let @kubernetes/client-node resolve them (slow, but correct). */
+export async function readKubeconfigWithClientNode(path: string): Promise<ApiTarget> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error(`kubeconfig ${path}: no current cluster`);
+  const opts: { headers?: Record<string, string>; ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  await kc.applyToHTTPSOptions(opts as never);
+  const auth = opts.headers?.Authorization ?? opts.headers?.authorization;
+  return {
+    server: cluster.server.replace(/\/+$/, ''),
+    ca: opts.ca, cert: opts.cert, key: opts.key,
+    token: auth?.startsWith('Bearer ') ? auth.slice(7) : undefined,
+    insecureSkipTLSVerify: cluster.skipTLSVerify,
+  };
+}
+
+export async function loadApiTarget(path: string): Promise<ApiTarget> {
+  try {
+    return readKubeconfig(path);
+  } catch (e) {
+    if (e instanceof NeedsClientNode) return readKubeconfigWithClientNode(path);
+    throw e;
+  }
+}

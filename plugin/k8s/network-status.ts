@@ -1,0 +1,67 @@
+// k8s.v1.cni.cncf.io/network-status as Multus writes it: the default network
+// (Cilium's eth0) first with default: true, then one entry per podlegs leg.
+import { Result } from '../cni/versions';
+
+export const NETWORK_STATUS_ANNOTATION = 'k8s.v1.cni.cncf.io/network-status';
+export const VNI_KEY = 'podlegs.io/vni';
+
+export interface NetworkStatus {
+  name: string;
+  interface?: string;
+  ips?: string[];
+  mac?: string;
+  mtu?: number;
+  default?: boolean;
+  dns: Record<string, unknown>;
+  gateway?: string[];
+  [custom: string]: unknown;
+}
+
+export interface LegStatus { network: string; ifname: string; mac?: string; mtu: number; ips: string[]; vni: number }
+
+const bare = (cidr: string): string => cidr.split('/')[0];
+
+/** The default network's entry from prevResult: its sandbox interface and that interface's IPs. */
+export function defaultEntry(defaultName: string, prev: Result | undefined): NetworkStatus | undefined {
+  const ifs = prev?.interfaces ?? [];
+  const idx = ifs.findIndex((i) => i.sandbox && i.name === 'eth0');
+  const i = idx >= 0 ? idx : ifs.findIndex((x) => !!x.sandbox);
+  if (i < 0) return undefined;
+  const ips = (prev?.ips ?? []).filter((ip) => ip.interface === i || (ip.interface === undefined && ifs.length <= 2));
+  const gateways = ips.map((ip) => ip.gateway).filter((g): g is string => !!g);
+  return {
+    name: defaultName, interface: ifs[i].name, ips: ips.map((ip) => bare(ip.address)),
+    ...(ifs[i].mac ? { mac: ifs[i].mac } : {}), default: true, dns: prev?.dns ?? {},
+    ...(gateways.length ? { gateway: gateways } : {}),
+  };
+}
+
+export function buildNetworkStatus(defaultName: string, prev: Result | undefined, legs: LegStatus[]): NetworkStatus[] {
+  const out: NetworkStatus[] = [];
+  const def = defaultEntry(defaultName, prev);
+  if (def) out.push(def);
+  for (const l of legs) {
+    out.push({ name: l.network, interface: l.ifname, ips: l.ips.map(bare), ...(l.mac ? { mac: l.mac } : {}), mtu: l.mtu, dns: {}, [VNI_KEY]: l.vni });
+  }
+  return out;
+}
+
+/** Legs of a pod as another node sees them: entries carrying our VNI key. */
+export function legsFromStatus(annotation: string | undefined): { network: string; ifname: string; mac: string; vni: number }[] {
+  if (!annotation) return [];
+  let list: unknown;
+  try {
+    list = JSON.parse(annotation);
+  } catch {
+    throw new Error(`${NETWORK_STATUS_ANNOTATION} is not JSON`);
+  }
+  if (!Array.isArray(list)) throw new Error(`${NETWORK_STATUS_ANNOTATION} is not a list`);
+  const out: { network: string; ifname: string; mac: string; vni: number }[] = [];
+  for (const e of list as NetworkStatus[]) {
+    const vni = e?.[VNI_KEY];
+    if (typeof vni !== 'number') continue;
+    if (typeof e.mac !== 'string' || typeof e.interface !== 'string') throw new Error(`${NETWORK_STATUS_ANNOTATION}: leg of ${String(e.name)} lacks mac or interface`);
+    out.push({ network: String(e.name), ifname: e.interface, mac: e.mac, vni });
+  }
+  return out;
+}

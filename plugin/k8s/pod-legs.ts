@@ -1,0 +1,91 @@
+// Kubernetes mode, before anything is touched: who is the pod, which networks
+// does its annotation select, may it use them, and what legs does that make.
+import * as fs from 'fs';
+import * as path from 'path';
+import { CniError, Code, invalidConfig } from '../cni/errors';
+import { checkUniqueVnis, LegConf, NetworkConf, parseNetwork, PluginConf, checkLegIfname } from '../cni/config';
+import { CniEnv } from '../cni/env';
+import { ApiError, KubeClient } from './http';
+import { parseSelections, NETWORKS_ANNOTATION, Selection } from './selection';
+
+export interface PodRef { namespace: string; name: string; uid?: string }
+export interface PodObject { metadata: { name: string; namespace: string; uid?: string; annotations?: Record<string, string>; labels?: Record<string, string>; resourceVersion?: string }; spec?: { nodeName?: string } }
+export interface NadObject { metadata: { name: string; namespace: string }; spec?: { config?: string } }
+
+export function podRef(env: CniEnv): PodRef {
+  const namespace = env.args.get('K8S_POD_NAMESPACE');
+  const name = env.args.get('K8S_POD_NAME');
+  if (!namespace || !name) throw new CniError(Code.InvalidEnv, 'Kubernetes mode needs K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS (set by the kubelet/runtime)');
+  const uid = env.args.get('K8S_POD_UID');
+  return { namespace, name, ...(uid ? { uid } : {}) };
+}
+
+/** API failures as CNI errors: unreachable or overloaded means "try again later". */
+export function apiFailure(e: unknown, what: string): CniError {
+  if (e instanceof ApiError) {
+    if (e.status === 401 || e.status === 403) {
+      return new CniError(Code.TryAgainLater, `Kubernetes API refused ${what} (${e.status} ${e.reason}): check the podlegs kubeconfig and its RBAC`, e.message);
+    }
+    if (e.status === 404) return new CniError(Code.TryAgainLater, `${what}: not found in the Kubernetes API`, e.message);
+    return new CniError(Code.TryAgainLater, `Kubernetes API unavailable for ${what}: ${e.message}`);
+  }
+  return new CniError(Code.TryAgainLater, `Kubernetes API unavailable for ${what}: ${(e as Error).message}`);
+}
+
+/** NADs as the agent caches them (stateDir/nads/<ns>/<name>.json); saves an API call per network. */
+export const nadCachePath = (stateDir: string, ns: string, name: string): string => path.join(stateDir, 'nads', ns, `${name}.json`);
+
+async function getNad(client: KubeClient, stateDir: string, ns: string, name: string): Promise<NadObject> {
+  try {
+    return JSON.parse(fs.readFileSync(nadCachePath(stateDir, ns, name), 'utf8')) as NadObject;
+  } catch { /* not cached: ask the API */ }
+  try {
+    return await client.request<NadObject>(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions/${name}`);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) throw invalidConfig(`NetworkAttachmentDefinition ${ns}/${name} does not exist`);
+    throw apiFailure(e, `NetworkAttachmentDefinition ${ns}/${name}`);
+  }
+}
+
+export interface ResolvedLegs { networks: Map<string, NetworkConf>; legs: LegConf[] }
+
+/** Selections → NADs → networks and legs (namespace isolation and VNI uniqueness enforced). */
+export async function resolveSelections(conf: PluginConf, client: KubeClient, pod: PodObject): Promise<ResolvedLegs> {
+  const selections: Selection[] = parseSelections(pod.metadata.annotations?.[NETWORKS_ANNOTATION]);
+  const k8s = conf.kubernetes!;
+  const networks = new Map<string, NetworkConf>();
+  const legs: LegConf[] = [];
+  for (const [i, sel] of selections.entries()) {
+    const ns = sel.namespace ?? pod.metadata.namespace;
+    if (ns !== pod.metadata.namespace && !k8s.globalNamespaces.includes(ns)) {
+      throw invalidConfig(`pod ${pod.metadata.namespace}/${pod.metadata.name} may not use NetworkAttachmentDefinition ${ns}/${sel.name}: only its own namespace and ${k8s.globalNamespaces.join(', ') || 'no global namespaces'} are allowed`);
+    }
+    const nad = await getNad(client, conf.stateDir, ns, sel.name);
+    let cfg: Record<string, unknown>;
+    try {
+      cfg = JSON.parse(nad.spec?.config ?? '') as Record<string, unknown>;
+    } catch {
+      throw invalidConfig(`NetworkAttachmentDefinition ${ns}/${sel.name} has no valid JSON spec.config`);
+    }
+    if (cfg.type !== 'podlegs') {
+      if (k8s.multus) continue; // Multus attaches the other types itself
+      throw invalidConfig(`NetworkAttachmentDefinition ${ns}/${sel.name} is of type ${JSON.stringify(cfg.type)}, not podlegs; install Multus (and set kubernetes.multus) to use other types`);
+    }
+    const key = `${ns}/${sel.name}`;
+    const { cniVersion: _v, name: _n, type: _t, ...spec } = cfg;
+    const net = parseNetwork(key, spec, `NetworkAttachmentDefinition ${key} config`);
+    if (networks.has(key)) throw invalidConfig(`network ${key} is selected twice`);
+    networks.set(key, net);
+    const leg: LegConf = { network: key, interface: checkLegIfname(sel.interface ?? `net${i + 1}`, `selection ${i} interface`) };
+    if (sel.ips) leg.ips = sel.ips;
+    if (sel.mac) leg.mac = sel.mac;
+    legs.push(leg);
+  }
+  checkUniqueVnis(networks.values());
+  const seen = new Set<string>();
+  for (const l of legs) {
+    if (seen.has(l.interface)) throw invalidConfig(`interface ${l.interface} is requested twice`);
+    seen.add(l.interface);
+  }
+  return { networks, legs };
+}
