@@ -1,4 +1,4 @@
-// The podlegs CLI (no CNI_COMMAND): agent, status, conf validate, version.
+// The podlegs CLI (no CNI_COMMAND): agent, status, conf render|validate|install, version.
 import * as fs from 'fs';
 import { loadConf, PluginConf } from '../cni/config';
 import { CniError } from '../cni/errors';
@@ -7,6 +7,10 @@ const USAGE = `usage: podlegs <command>
   agent --config FILE        run the node agent (keeps flood lists equal to the registry)
   status [--json] [--config FILE]   this node's segments, legs and flood lists
   conf validate FILE         validate a conflist (or a single podlegs entry)
+  conf render --cilium FILE [--podlegs ENTRY.json] [--name NAME]
+                             print the conflist chaining podlegs after Cilium's plugins
+  conf install --cilium-dir DIR [--watch] ...
+                             keep DIR/00-podlegs.conflist in step with Cilium's (podlegs conf help)
   version                    print the version`;
 
 /** Agent/CLI config files carry the plugin entry's fields without the CNI envelope. */
@@ -37,13 +41,8 @@ export async function runCli(args: string[]): Promise<number> {
         return await runStatus(file ? loadNodeConfig(file) : undefined, rest.includes('--json'));
       }
       case 'conf': {
-        if (rest[0] !== 'validate' || !rest[1]) throw new Error('usage: podlegs conf validate FILE');
-        const doc = JSON.parse(fs.readFileSync(rest[1], 'utf8')) as { plugins?: Record<string, unknown>[]; cniVersion?: string; name?: string };
-        const entries = doc.plugins ? doc.plugins.filter((p) => p.type === 'podlegs').map((p) => ({ cniVersion: doc.cniVersion, name: doc.name, ...p })) : [doc];
-        if (entries.length === 0) throw new Error(`${rest[1]} has no podlegs entry`);
-        for (const e of entries) loadConf(JSON.stringify(e));
-        process.stdout.write(`${rest[1]}: valid\n`);
-        return 0;
+        const { runConf } = await import('../conf/conf-cmd');
+        return await runConf(rest);
       }
       case 'version':
         process.stdout.write('podlegs 0.1.0 (CNI 0.3.1, 0.4.0, 1.0.0, 1.1.0)\n');
