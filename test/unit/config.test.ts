@@ -48,8 +48,28 @@ describe('loadConf', () => {
     ['MTU above explicit underlay', { ...base, underlay: { mtu: 1400 }, networks: { a: { vni: 1, mtu: 1400 } }, legs: [] }, 7],
     ['Cilium port', { ...base, underlay: { port: 8472 } }, 7],
     ['typo field', { ...base, underlay: { prot: 1 } }, 2],
-    ['kubernetes registry (not yet)', { ...base, registry: { type: 'kubernetes' } }, 2],
+    ['kubernetes registry without a kubernetes section', { ...base, registry: { type: 'kubernetes' } }, 7],
     ['loopback VTEP', { ...base, underlay: { vtep: '127.0.0.1' } }, 7],
     ['multicast VTEP', { ...base, underlay: { vtep: '239.1.1.1' } }, 7],
   ])('refuses %s', (_what, conf, code) => expect(codeOf(conf)).toBe(code));
+});
+
+describe('modes', () => {
+  it('is kubernetes when a kubernetes section is present and no legs are listed', () => {
+    const c = loadConf(JSON.stringify({ cniVersion: '0.3.1', name: 'cilium', type: 'podlegs', kubernetes: { globalNamespaces: ['nf-shared'] } }));
+    expect(c.mode).toBe('kubernetes');
+    expect(c.registry.type).toBe('kubernetes');
+    expect(c.kubernetes).toEqual({ kubeconfig: '/etc/cni/net.d/podlegs.d/podlegs.kubeconfig', globalNamespaces: ['nf-shared'], multus: false });
+  });
+  it('is delegate for a NAD config handed over by Multus: one leg named CNI_IFNAME', () => {
+    const c = loadConf(JSON.stringify({ cniVersion: '1.0.0', name: 'vrrp-a', type: 'podlegs', vni: 100, mtu: 1400, stateDir: '/tmp/x' }), 'net1');
+    expect(c.mode).toBe('delegate');
+    expect(c.networks.get('vrrp-a')).toEqual({ name: 'vrrp-a', vni: 100, mtu: 1400 });
+    expect(c.legs).toEqual([{ network: 'vrrp-a', interface: 'net1' }]);
+    expect(c.stateDir).toBe('/tmp/x');
+  });
+  it('refuses a delegate config whose CNI_IFNAME starts with eth', () => {
+    expect(codeOf({ cniVersion: '1.0.0', name: 'a', type: 'podlegs', vni: 1 })).toBe(7); // no ifname at all
+    expect(() => loadConf(JSON.stringify({ cniVersion: '1.0.0', name: 'a', type: 'podlegs', vni: 1 }), 'eth1')).toThrow(/eth/);
+  });
 });
