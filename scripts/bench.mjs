@@ -1,0 +1,502 @@
+#!/usr/bin/env node
+// npm run bench — ADD/DEL latency of podlegs against Debian's reference `bridge` plugin.
+//
+// Prints figures, never a verdict. Everything runs in network namespaces created here
+// (prefix plbn<4 hex>: a "node" netns with an underlay veth, one netns per pod scenario),
+// addresses are TEST-NET-1 on the underlay and 10.x inside, and everything is removed at
+// the end, on failure and on SIGINT/SIGTERM/SIGHUP. Needs root.
+//
+// Scenarios run round-robin inside each iteration (the starting scenario rotates), so drift
+// (other load on the machine, page cache, thermal) hits all of them alike. One warm-up round
+// is not counted. Every process is timed wall-clock from spawn() to its exit, and every one
+// is started the same way a runtime on the node would: `nsenter --net=<node> <plugin>`.
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpus, loadavg, release } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BenchLab, installCleanup, sh } from './bench/lab.mjs';
+import { fmt, median, p90, table } from './bench/stats.mjs';
+import { attribute, buildMapped, newestProfile } from './bench/profile.mjs';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DIST_BIN = join(ROOT, 'dist/podlegs');
+
+const HELP = `usage: npm run bench -- [options]     (as root)
+  --iterations N   measured rounds (default 25; one extra warm-up round is not counted)
+  --fresh-pods     a new pod netns (and ptp ADD/DEL) for every ADD instead of reusing one
+                   per scenario that DEL leaves clean
+  --no-extras      only the five headline scenarios (skip the "where the time goes" rows)
+  --no-profile     skip the one-off CPU profile / strace / RSS measurements
+  --bin PATH       podlegs executable to measure (default dist/podlegs)
+  --build          run npm run build first (otherwise only when dist/podlegs is missing)
+  --cni-path DIR   where ptp, bridge and host-local live (default /usr/lib/cni)
+  --json FILE      also write every sample as JSON`;
+
+function parseArgs(argv) {
+  const o = { iterations: 25, fresh: false, extras: true, profile: true, bin: DIST_BIN, build: false, cniPath: '/usr/lib/cni', json: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--iterations' || a === '-n') o.iterations = Number(val());
+    else if (a.startsWith('--iterations=')) o.iterations = Number(a.split('=')[1]);
+    else if (a === '--fresh-pods') o.fresh = true;
+    else if (a === '--no-extras') o.extras = false;
+    else if (a === '--no-profile') o.profile = false;
+    else if (a === '--bin') o.bin = resolve(val());
+    else if (a === '--build') o.build = true;
+    else if (a === '--cni-path') o.cniPath = resolve(val());
+    else if (a === '--json') o.json = resolve(val());
+    else if (a === '--help' || a === '-h') { console.log(HELP); process.exit(0); }
+    else throw new Error(`unknown option ${a}\n${HELP}`);
+  }
+  if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new Error('--iterations must be a positive integer');
+  return o;
+}
+
+function newestSource() {
+  let newest = 0;
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(ts|js|mjs|cjs|c|cc)$/.test(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of ['plugin', 'overlay', 'native']) if (existsSync(join(ROOT, d))) walk(join(ROOT, d));
+  return newest;
+}
+
+function preflight(o) {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark creates network namespaces: run it as root');
+  for (const tool of ['ip', 'nsenter']) {
+    if (sh(['sh', '-c', `command -v ${tool}`], { allowFail: true }).status !== 0) throw new Error(`${tool} is not installed (iproute2, util-linux)`);
+  }
+  for (const p of ['ptp', 'bridge', 'host-local']) {
+    if (!existsSync(join(o.cniPath, p))) throw new Error(`${join(o.cniPath, p)} is missing: apt-get install containernetworking-plugins`);
+  }
+  if (o.bin === DIST_BIN && (o.build || !existsSync(DIST_BIN))) {
+    process.stderr.write('bench: building dist/podlegs (npm run build)\n');
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/build.mjs')], { cwd: ROOT, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('npm run build failed');
+  }
+  if (!existsSync(o.bin)) throw new Error(`${o.bin} does not exist`);
+  if (o.bin === DIST_BIN && newestSource() > statSync(DIST_BIN).mtimeMs) {
+    process.stderr.write('bench: note: sources are newer than dist/podlegs; measuring dist as it is (use --build to rebuild)\n');
+  }
+}
+
+function check(r, what) {
+  if (r.code !== 0) {
+    throw new Error(`${what} failed (exit ${r.code}${r.signal ? `, ${r.signal}` : ''}): ${(r.stdout || r.stderr).trim().slice(0, 800)}`);
+  }
+  return r;
+}
+
+/**
+ * Measures a private copy of the executable and the natives beside it: `npm run build` run
+ * by someone else meanwhile rewrites dist/*.node in place, which crashes (SIGSEGV/SIGBUS) a
+ * plugin process that has the old file mapped.
+ */
+function snapshotBin(lab, bin) {
+  const dir = join(lab.dir, 'bin');
+  mkdirSync(dir, { recursive: true });
+  const copy = join(dir, basename(bin));
+  copyFileSync(bin, copy);
+  chmodSync(copy, 0o755);
+  for (const f of readdirSync(dirname(bin))) if (f.endsWith('.node')) copyFileSync(join(dirname(bin), f), join(dir, f));
+  return copy;
+}
+
+async function bench(lab, o) {
+  const D = lab.dir;
+  o.source = o.bin;
+  o.sourceStat = statSync(o.bin);
+  o.bin = snapshotBin(lab, o.bin);
+  const node = lab.addNetns('node');
+  sh(['ip', '-n', node.name, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ulx']);
+  sh(['ip', '-n', node.name, 'addr', 'add', '192.0.2.11/24', 'dev', 'ul0']);
+  sh(['ip', '-n', node.name, 'link', 'set', 'ul0', 'up']);
+  sh(['ip', '-n', node.name, 'link', 'set', 'ulx', 'up']);
+
+  const plugin = (name) => join(o.cniPath, name);
+  const onNode = (argv) => ['nsenter', `--net=${node.path}`, ...argv];
+  const baseEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+  /** One CNI call the way a runtime on the node makes it; `wrap` prefixes the argv (time, strace...). */
+  const cni = (bin, command, { netns, containerId = '', ifname = 'eth0', conf, wrap = [], argvOverride } = {}) =>
+    lab.run([...wrap, ...onNode(argvOverride ?? [bin])], {
+      input: JSON.stringify(conf ?? { cniVersion: '1.0.0' }),
+      env: {
+        ...baseEnv, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns?.path ?? '',
+        CNI_IFNAME: ifname, CNI_PATH: o.cniPath, CNI_ARGS: '',
+      },
+    });
+
+  // ---- configurations ----
+  const networks = {
+    a: { vni: 100 }, b: { vni: 200 }, c: { vni: 300 },
+    wa: { vni: 400 }, wb: { vni: 500 }, wc: { vni: 600 },
+    hl: { vni: 700, ipam: { type: 'host-local', subnet: '10.70.0.0/24', dataDir: join(D, 'ipam-podlegs') } },
+  };
+  const podlegsConf = (legs, level, prevResult) => ({
+    cniVersion: '1.0.0', name: 'bench', type: 'podlegs',
+    underlay: { interface: 'ul0' }, stateDir: join(D, 'state'),
+    registry: { type: 'file', path: join(D, 'registry') },
+    log: { file: join(D, 'podlegs.log'), level },
+    networks, legs, ...(prevResult ? { prevResult } : {}),
+  });
+  const ptpConf = {
+    cniVersion: '1.0.0', name: 'bench-ptp', type: 'ptp', ipMasq: false,
+    ipam: { type: 'host-local', subnet: '10.244.0.0/24', routes: [{ dst: '0.0.0.0/0' }], dataDir: join(D, 'ipam-ptp') },
+  };
+  const bridgeConf = (bridge, subnet) => ({
+    cniVersion: '1.0.0', name: `bench-${bridge}`, type: 'bridge', bridge,
+    ipam: { type: 'host-local', subnet, dataDir: join(D, 'ipam-bridge') },
+  });
+  const legsOf = (specs) => specs.map(([network, iface, ip]) => ({ network, interface: iface, ...(ip ? { ips: [ip] } : {}) }));
+
+  // ---- pods: one netns per scenario, reused (DEL leaves it clean) unless --fresh-pods ----
+  class Pod {
+    constructor(key, withPtp) { this.key = key; this.withPtp = withPtp; this.ns = undefined; }
+    async open(iter) {
+      if (this.ns) return;
+      const suffix = o.fresh ? `${this.key}-${iter}` : this.key;
+      this.ns = lab.addNetns(suffix);
+      this.containerId = `bench-${suffix}`;
+      this.prev = undefined;
+      if (this.withPtp) {
+        const r = check(await cni(plugin('ptp'), 'ADD', { netns: this.ns, containerId: this.containerId, conf: ptpConf }), 'ptp ADD');
+        this.prev = JSON.parse(r.stdout);
+      }
+    }
+    async close() {
+      if (!this.ns) return;
+      if (this.withPtp) check(await cni(plugin('ptp'), 'DEL', { netns: this.ns, containerId: this.containerId, conf: ptpConf }), 'ptp DEL');
+      lab.delNetns(this.ns);
+      this.ns = undefined;
+    }
+    async done() { if (o.fresh) await this.close(); }
+  }
+
+  const scenarios = [];
+  const podlegs = (key, label, legSpecs, { level = 'info', ptp = true, extra = false } = {}) => {
+    const pod = new Pod(key, ptp);
+    const legs = legsOf(legSpecs);
+    const s = {
+      key, label, extra, pod, samples: { add: [], del: [] },
+      conf: () => podlegsConf(legs, level, pod.prev),
+      async once({ wrapAdd = [], wrapDel = [], argvAdd, verify = false, iter = 0 } = {}) {
+        await pod.open(iter);
+        const call = { netns: pod.ns, containerId: pod.containerId, conf: s.conf() };
+        const add = check(await cni(o.bin, 'ADD', { ...call, wrap: wrapAdd, argvOverride: argvAdd }), `podlegs ADD (${label})`);
+        if (verify) {
+          const names = (JSON.parse(add.stdout).interfaces ?? []).map((i) => i.name);
+          const missing = legs.map((l) => l.interface).filter((n) => !names.includes(n));
+          if (missing.length || (ptp && !names.includes('eth0'))) throw new Error(`podlegs ADD (${label}) returned interfaces ${names.join(',')}`);
+        }
+        const del = check(await cni(o.bin, 'DEL', { ...call, wrap: wrapDel }), `podlegs DEL (${label})`);
+        await pod.done();
+        return { add, del };
+      },
+      async run(iter, verify) {
+        const { add, del } = await s.once({ verify, iter });
+        return { add: add.ms, del: del.ms };
+      },
+    };
+    scenarios.push(s);
+    return s;
+  };
+  const bridge = (key, label, specs, { extra = false } = {}) => {
+    const pod = new Pod(key, false);
+    const s = {
+      key, label, extra, pod, samples: { add: [], del: [] },
+      async once({ wrapAdd = [], iter = 0 } = {}) {
+        await pod.open(iter);
+        let add = 0;
+        let del = 0;
+        let first;
+        for (const [br, ifname, subnet] of specs) {
+          const r = check(await cni(plugin('bridge'), 'ADD', { netns: pod.ns, containerId: pod.containerId, ifname, conf: bridgeConf(br, subnet), wrap: wrapAdd }), `bridge ADD ${br}`);
+          first ??= r;
+          add += r.ms;
+        }
+        for (const [br, ifname, subnet] of [...specs].reverse()) {
+          del += check(await cni(plugin('bridge'), 'DEL', { netns: pod.ns, containerId: pod.containerId, ifname, conf: bridgeConf(br, subnet) }), `bridge DEL ${br}`).ms;
+        }
+        await pod.done();
+        return { add, del, first };
+      },
+      async run(iter) {
+        const { add, del } = await s.once({ iter });
+        return { add, del };
+      },
+    };
+    scenarios.push(s);
+    return s;
+  };
+  const single = (key, label, argv, { extra = false, command = 'VERSION' } = {}) => {
+    const s = {
+      key, label, extra, samples: { add: [], del: [] }, single: true,
+      async run() {
+        const r = check(await cni(undefined, command, { argvOverride: argv }), label);
+        return { add: r.ms };
+      },
+    };
+    scenarios.push(s);
+    return s;
+  };
+
+  const P = lab.prefix;
+  const floor = single('floor', 'node -e 1 (runtime floor)', ['/usr/bin/env', 'node', '-e', '1']);
+  const pl1 = podlegs('pl1', 'podlegs, 1 leg (after ptp)', [['a', 'net1', '10.1.0.11/24']]);
+  const pl3 = podlegs('pl3', 'podlegs, 3 legs (after ptp)', [['a', 'net1', '10.1.0.12/24'], ['b', 'net2', '10.2.0.12/24'], ['c', 'net3', '10.3.0.12/24']]);
+  const br1 = bridge('br1', 'bridge x1 (host-local IPAM)', [[`${P}b0`, 'net1', '10.80.0.0/24']]);
+  const br3 = bridge('br3', 'bridge x3 (sum of 3 calls)', [[`${P}b1`, 'net1', '10.81.0.0/24'], [`${P}b2`, 'net2', '10.82.0.0/24'], [`${P}b3`, 'net3', '10.83.0.0/24']]);
+  let version, pl3err, pl3warm, pl1ipam, goFloor;
+  if (o.extras) {
+    version = single('version', 'podlegs VERSION (loads bundle, no netlink)', [o.bin], { extra: true });
+    pl3err = podlegs('pl3e', 'podlegs, 3 legs, log level error', [['a', 'net1', '10.1.0.13/24'], ['b', 'net2', '10.2.0.13/24'], ['c', 'net3', '10.3.0.13/24']], { level: 'error', extra: true });
+    pl3warm = podlegs('pl3w', 'podlegs, 3 legs, segments already exist', [['wa', 'net1', '10.4.0.12/24'], ['wb', 'net2', '10.5.0.12/24'], ['wc', 'net3', '10.6.0.12/24']], { extra: true });
+    pl1ipam = podlegs('pl1i', 'podlegs, 1 leg, host-local IPAM', [['hl', 'net1']], { extra: true });
+    goFloor = single('gofloor', 'bridge VERSION (Go runtime floor)', [plugin('bridge')], { extra: true });
+  }
+
+  // The warm-segment scenario needs segments 400/500/600 to exist all along: an anchor pod holds them.
+  let anchor;
+  if (pl3warm) {
+    anchor = { ns: lab.addNetns('anchor'), containerId: 'bench-anchor' };
+    anchor.conf = podlegsConf(legsOf([['wa', 'net1', '10.4.0.11/24'], ['wb', 'net2', '10.5.0.11/24'], ['wc', 'net3', '10.6.0.11/24']]), 'info');
+    check(await cni(o.bin, 'ADD', { netns: anchor.ns, containerId: anchor.containerId, conf: anchor.conf }), 'podlegs ADD (anchor pod)');
+  }
+
+  // ---- the interleaved loop ----
+  const started = Date.now();
+  const rounds = o.iterations + 1;
+  const tty = process.stderr.isTTY;
+  for (let i = 0; i < rounds; i++) {
+    const shift = i % scenarios.length;
+    const order = [...scenarios.slice(shift), ...scenarios.slice(0, shift)];
+    for (const s of order) {
+      const r = await s.run(i, i === 0);
+      if (i === 0) continue; // warm-up
+      s.samples.add.push(r.add);
+      if (r.del !== undefined) s.samples.del.push(r.del);
+    }
+    const msg = `bench: ${i === 0 ? 'warm-up done' : `iteration ${i}/${o.iterations}`} (${((Date.now() - started) / 1000).toFixed(0)} s)`;
+    process.stderr.write(tty ? `\r${msg}   ` : `${msg}\n`);
+  }
+  if (tty) process.stderr.write('\n');
+
+  // ---- one-off measurements ----
+  const oneOff = {};
+  if (o.profile) {
+    oneOff.rss = await measureRss(lab, { pl3, br1, cni, onNode, o });
+    oneOff.strace = await measureNetlink(lab, pl3);
+    oneOff.profile = await measureProfile(lab, pl3, o);
+  }
+
+  if (anchor) check(await cni(o.bin, 'DEL', { netns: anchor.ns, containerId: anchor.containerId, conf: anchor.conf }), 'podlegs DEL (anchor pod)');
+  for (const s of scenarios) await s.pod?.close();
+  // podlegs' own objects (plbr<vni>, plvx<vni>, pl<12 hex> host veths); the bridge plugin's bridges stay by design.
+  const leftovers = sh(['ip', '-n', node.name, '-o', 'link', 'show'], { allowFail: true }).stdout.split('\n')
+    .map((l) => l.split(':')[1]?.trim().split('@')[0]).filter((n) => n && /^pl(br|vx)\d+$|^pl[0-9a-f]{12}$/.test(n));
+
+  report({ o, scenarios, floor, pl1, pl3, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, oneOff, leftovers, seconds: (Date.now() - started) / 1000 });
+  if (o.json) {
+    writeFileSync(o.json, JSON.stringify({
+      iterations: o.iterations, node: process.version, kernel: release(),
+      scenarios: Object.fromEntries(scenarios.map((s) => [s.key, { label: s.label, ...s.samples }])), oneOff,
+    }, null, 1));
+  }
+}
+
+// ---- peak RSS ----
+
+async function measureRss(lab, { pl3, br1, cni, onNode, o }) {
+  const D = lab.dir;
+  const gnuTime = existsSync('/usr/bin/time') && sh(['/usr/bin/time', '-f', '%M', 'true'], { allowFail: true }).status === 0;
+  const python = !gnuTime && sh(['sh', '-c', 'command -v python3'], { allowFail: true }).status === 0;
+  if (!gnuTime && !python) return { method: 'none' };
+  let n = 0;
+  const wrapper = () => {
+    const file = join(D, `rss-${n++}`);
+    const wrap = gnuTime
+      ? ['/usr/bin/time', '-f', '%M', '-o', file]
+      : ['python3', '-c', 'import resource,subprocess,sys;r=subprocess.run(sys.argv[2:]).returncode;open(sys.argv[1],"w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss));sys.exit(r)', file];
+    return { wrap, read: () => Number(readFileSync(file, 'utf8').trim().split('\n').pop()) / 1024 };
+  };
+  const out = { method: gnuTime ? '/usr/bin/time -f %M' : 'python3 getrusage(RUSAGE_CHILDREN)' };
+  let w = wrapper();
+  check(await lab.run([...w.wrap, ...onNode(['/usr/bin/env', 'node', '-e', '1'])], { env: { PATH: process.env.PATH } }), 'rss node -e 1');
+  out.floor = w.read();
+  w = wrapper();
+  check(await cni(undefined, 'VERSION', { argvOverride: [o.bin], wrap: w.wrap }), 'rss VERSION');
+  out.version = w.read();
+  w = wrapper();
+  await pl3.once({ wrapAdd: w.wrap });
+  out.add3 = w.read();
+  w = wrapper();
+  await br1.once({ wrapAdd: w.wrap });
+  out.bridge = w.read();
+  return out;
+}
+
+// ---- netlink requests and kernel time per message type (strace) ----
+
+const RTM = { 0x10: 'NEWLINK', 0x11: 'DELLINK', 0x12: 'GETLINK', 0x13: 'SETLINK', 0x14: 'NEWADDR', 0x15: 'DELADDR', 0x16: 'GETADDR', 0x18: 'NEWROUTE', 0x19: 'DELROUTE', 0x1a: 'GETROUTE', 0x1c: 'NEWNEIGH', 0x1d: 'DELNEIGH', 0x1e: 'GETNEIGH' };
+
+function parseStrace(file) {
+  const byType = {};
+  let count = 0;
+  let kernelMs = 0;
+  let execs = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (/execve\(/.test(line) && / = 0/.test(line)) execs++;
+    if (!/NETLINK/.test(line) || !/^\d+\s+(sendmsg|sendto)\(/.test(line)) continue;
+    const m = /nlmsg_type=(0x[0-9a-f]+|RTM_[A-Z]+)/.exec(line);
+    let type = m ? m[1] : '?';
+    if (type.startsWith('0x')) type = RTM[parseInt(type, 16)] ?? type;
+    else type = type.replace(/^RTM_/, '');
+    const t = /<([0-9.]+)>\s*$/.exec(line);
+    const ms = t ? Number(t[1]) * 1000 : 0;
+    count++;
+    kernelMs += ms;
+    byType[type] ??= { n: 0, ms: 0 };
+    byType[type].n++;
+    byType[type].ms += ms;
+  }
+  return { count, kernelMs, byType, execs };
+}
+
+async function measureNetlink(lab, pl3) {
+  if (sh(['sh', '-c', 'command -v strace'], { allowFail: true }).status !== 0) return undefined;
+  const fa = join(lab.dir, 'strace-add');
+  const fd = join(lab.dir, 'strace-del');
+  const wrap = (f) => ['strace', '-f', '-qq', '-yy', '-T', '-e', 'trace=sendto,sendmsg,execve', '-o', f];
+  await pl3.once({ wrapAdd: wrap(fa), wrapDel: wrap(fd) });
+  return { add: parseStrace(fa), del: parseStrace(fd) };
+}
+
+// ---- CPU profile of one ADD (3 legs) ----
+
+async function measureProfile(lab, pl3, o) {
+  if (o.source !== DIST_BIN) return { error: 'only for dist/podlegs (the profile needs a source map of the same build)' };
+  const dir = join(lab.dir, 'profile');
+  mkdirSync(dir, { recursive: true });
+  const built = await buildMapped(ROOT, dir, dirname(o.bin));
+  if (built.error) return { error: built.error };
+  const profDir = join(dir, 'cpu');
+  await pl3.once({ argvAdd: [process.execPath, '--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250', built.bundle] });
+  const file = newestProfile(profDir);
+  if (!file) return { error: 'node wrote no profile' };
+  return { ...attribute(file, built.bundle, built.map, ROOT), identical: readFileSync(built.bundle).equals(readFileSync(o.bin)) };
+}
+
+// ---- report ----
+
+function report(r) {
+  const { o, floor, pl1, pl3, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, oneOff } = r;
+  const m = (s, k = 'add') => (s ? median(s.samples[k]) : NaN);
+  const row = (s) => [s.label, fmt(median(s.samples.add)), fmt(p90(s.samples.add)),
+    s.single ? '-' : fmt(median(s.samples.del)), s.single ? '-' : fmt(p90(s.samples.del))];
+  const header = ['scenario (ms, wall clock per process)', 'ADD med', 'ADD p90', 'DEL med', 'DEL p90'];
+  const cpu = cpus();
+  const out = [];
+  out.push('');
+  out.push(`podlegs benchmark: ${o.iterations} interleaved iterations (+1 warm-up), ${o.fresh ? 'fresh pod netns per ADD' : 'one pod netns per scenario, left clean by DEL'}`);
+  out.push(`node ${process.version}, kernel ${release()}, ${cpu.length} CPU x ${cpu[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  out.push(`${o.source} (${(o.sourceStat.size / 1024).toFixed(0)} KB, built ${o.sourceStat.mtime.toISOString()}), measured from a private copy`);
+  out.push(`loop ${r.seconds.toFixed(0)} s; podlegs ADD creates its segments (bridge + VXLAN per VNI) and DEL removes them, unless noted`);
+  out.push('');
+  out.push(table(header, [floor, pl1, pl3, br1, br3].map(row)));
+  const extras = [version, pl3err, pl3warm, pl1ipam, goFloor].filter(Boolean);
+  if (extras.length) {
+    out.push('');
+    out.push(table(['extra rows (where the time goes)', 'ADD med', 'ADD p90', 'DEL med', 'DEL p90'], extras.map(row)));
+  }
+
+  const F = m(floor);
+  const ratio = (m(pl3) - F) / (3 * m(br1));
+  out.push('');
+  out.push(`ratio (podlegs ADD 3 legs - node floor) / (3 x bridge ADD) = (${fmt(m(pl3))} - ${fmt(F)}) / (3 x ${fmt(m(br1))}) = ${fmt(ratio, 2)}   (target <= 1.0)`);
+  out.push(`  same numerator / measured sum of 3 bridge calls (${fmt(m(br3))})            = ${fmt((m(pl3) - F) / m(br3), 2)}`);
+  if (pl3warm) out.push(`  with segments already there, as bridge's bridge is after its first ADD    = ${fmt((m(pl3warm) - F) / (3 * m(br1)), 2)}`);
+  out.push(`  DEL: (podlegs DEL 3 legs - node floor) / (3 x bridge DEL)                   = ${fmt((m(pl3, 'del') - F) / (3 * m(br1, 'del')), 2)}`);
+
+  out.push('');
+  out.push('where the time goes (differences of medians, ms):');
+  const line = (label, v, note = '') => out.push(`  ${label.padEnd(58)} ${fmt(v).padStart(7)}${note ? `   ${note}` : ''}`);
+  line('node runtime start (node -e 1)', F);
+  if (version) {
+    line('loading the bundle (VERSION - floor)', m(version) - F, `compile + top-level of ${(o.sourceStat.size / 1024).toFixed(0)} KB JS, natives`);
+    if (pl3err) {
+      line('ADD work: config, netns, netlink, state+registry files', m(pl3err) - m(version), '(ADD 3 legs at log level error - VERSION)');
+      line('logging: winston load + one line (ADD info - ADD error)', m(pl3) - m(pl3err));
+    } else {
+      line('ADD work incl. logging (ADD 3 legs - VERSION)', m(pl3) - m(version));
+    }
+    line('= podlegs ADD 3 legs', m(pl3));
+  }
+  if (pl3warm) line('  of which creating 3 segments (cold - segments exist)', m(pl3) - m(pl3warm));
+  line('each leg beyond the first ((ADD 3 - ADD 1) / 2)', (m(pl3) - m(pl1)) / 2);
+  if (pl1ipam) line('IPAM exec: host-local leg - static leg (1 leg)', m(pl1ipam) - m(pl1), `ADD; DEL: ${fmt(m(pl1ipam, 'del') - m(pl1, 'del'))}`);
+  if (goFloor) line('bridge ADD - Go floor (bridge VERSION), per call', m(br1) - m(goFloor), 'includes host-local exec');
+  if (version) line('podlegs DEL 3 legs - VERSION', m(pl3, 'del') - m(version));
+
+  const st = oneOff.strace;
+  if (st) {
+    const types = (x) => Object.entries(x.byType).sort((a, b) => b[1].ms - a[1].ms).map(([t, v]) => `${t} ${v.n}x ${fmt(v.ms)}`).join(', ');
+    out.push('');
+    out.push('netlink requests in one run (strace -T; syscall time is kernel work done synchronously in sendmsg):');
+    out.push(`  ADD 3 legs: ${st.add.count} requests, ${fmt(st.add.kernelMs)} ms in the kernel: ${types(st.add)}`);
+    out.push(`  DEL 3 legs: ${st.del.count} requests, ${fmt(st.del.kernelMs)} ms in the kernel: ${types(st.del)}`);
+    if (version && pl3err) {
+      out.push(`  ADD work (ADD at level error - VERSION) / netlink requests: ${fmt((m(pl3err) - m(version)) / st.add.count, 2)} ms per request, JS and files included`);
+    }
+  }
+  const rss = oneOff.rss;
+  if (rss && rss.method !== 'none') {
+    out.push('');
+    out.push(`peak RSS (${rss.method}): podlegs ADD 3 legs ${fmt(rss.add3)} MB, VERSION ${fmt(rss.version)} MB, node -e 1 ${fmt(rss.floor)} MB, bridge ADD ${fmt(rss.bridge)} MB`);
+  } else if (rss) out.push('\npeak RSS: neither /usr/bin/time nor python3 available');
+  const pr = oneOff.profile;
+  if (pr) {
+    out.push('');
+    if (pr.error) out.push(`CPU profile: skipped (${pr.error})`);
+    else {
+      out.push(`CPU profile of one ADD, 3 legs (node --cpu-prof, 250 us sampling, ${fmt(pr.wall)} ms profiled incl. profiler overhead; ${pr.identical ? 'bundle byte-identical to dist/podlegs' : 'a fresh build of the sources, dist/podlegs differs'}):`);
+      for (const [label, ms] of pr.rows.filter(([, ms]) => ms >= 0.5)) out.push(`  ${fmt(ms).padStart(7)}  ${label}`);
+      out.push('  hottest bundled functions (self time + Node/native calls they make; source:line of the function):');
+      for (const [label, ms] of pr.top) out.push(`  ${fmt(ms).padStart(7)}  ${label}`);
+    }
+  }
+  if (r.leftovers.length) {
+    out.push('');
+    out.push(`note: podlegs objects left in the node netns after every pod was deleted: ${r.leftovers.join(', ')}`);
+  }
+  console.log(out.join('\n'));
+}
+
+// ---- main ----
+
+let opts;
+try {
+  opts = parseArgs(process.argv.slice(2));
+  preflight(opts);
+} catch (e) {
+  process.stderr.write(`bench: ${e.message}\n`);
+  process.exit(2);
+}
+const lab = new BenchLab();
+installCleanup(lab);
+try {
+  await bench(lab, opts);
+} catch (e) {
+  process.stderr.write(`\nbench: ${e.stack ?? e.message}\n`);
+  process.exitCode = 1;
+} finally {
+  lab.cleanup();
+}
