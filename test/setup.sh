@@ -8,7 +8,7 @@ APT_PKGS=(
   iproute2 iputils-ping procps psmisc util-linux       # namespaces, ip/bridge, nsenter
   containernetworking-plugins                          # ptp/bridge/host-local/static
   keepalived tcpdump arping iperf3 socat python3       # real peers in the lab
-  podman runc                                          # a real CNI runtime
+  podman runc busybox-static                           # a real CNI runtime; its containers' rootfs
   build-essential python3                              # native addon
 )
 missing=()
