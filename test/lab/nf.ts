@@ -75,7 +75,12 @@ export async function startAgent(lab: Lab, node: LabNode, o: { resyncMs?: number
   const env: Record<string, string> = { NODE_NAME: node.name };
   if (o.resyncMs !== undefined) env.PODLEGS_RESYNC_MS = String(o.resyncMs);
   const agent = lab.spawn(node.netns, [lab.podlegsBin, 'agent', '--config', file], { env });
-  await agent.waitFor('agent started', 15_000);
+  try {
+    await agent.waitFor('agent started', 15_000);
+  } catch (e) {
+    const exit = agent.running() ? 'still running' : `exit ${JSON.stringify(await agent.exited)}`;
+    throw new Error(`podlegs agent on ${node.name} did not start (${exit}; is ${lab.podlegsBin} being rebuilt?): ${(e as Error).message}`);
+  }
   return agent;
 }
 
