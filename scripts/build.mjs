@@ -14,13 +14,16 @@ const outdir = dirname(outfile);
 
 // netlink loads its binding with node-gyp-build relative to its package dir;
 // in the bundle it must come from the file next to the executable instead.
+// createRequire: in a single executable application (build:standalone) the
+// bundle's own require loads built-ins only; __filename/__dirname there are the
+// executable's path and directory.
 const netlinkBinding = {
   name: 'netlink-binding',
   setup(b) {
     b.onLoad({ filter: /node_modules[\\/]netlink[\\/]dist[\\/]raw\.js$/ }, (a) => ({
       contents: readFileSync(a.path, 'utf8').replace(
         "require('node-gyp-build')(__dirname + '/..')",
-        "require(require('path').join(__dirname, 'netlink.node'))"),
+        "require('module').createRequire(__filename)(require('path').join(__dirname, 'netlink.node'))"),
       loader: 'js',
     }));
   },

@@ -2,6 +2,7 @@
 // A netlink socket belongs to the namespace of the thread that creates it,
 // so we switch the main thread, create the socket, and switch back at once.
 import * as fs from 'fs';
+import { createRequire } from 'module';
 import * as path from 'path';
 import { KernelError } from './errors';
 
@@ -18,7 +19,9 @@ function loadAddon(): NetnsAddon {
   ];
   for (const c of candidates) {
     if (fs.existsSync(c)) {
-      addon = require(c) as NetnsAddon; // eslint-disable-line @typescript-eslint/no-require-imports
+      // createRequire: a file-based require also inside a single executable application,
+      // whose own require loads built-ins only (there __dirname is the executable's directory).
+      addon = createRequire(__filename)(c) as NetnsAddon;
       return addon;
     }
   }
