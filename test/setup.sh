@@ -13,6 +13,10 @@ APT_PKGS=(
 )
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# kubectl for the manifest checks (client-side dry run): Debian 12 ships it as
+# kubernetes-client (1.20). Any kubectl already on PATH will do (another package
+# owning /usr/bin/kubectl would conflict with it).
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
