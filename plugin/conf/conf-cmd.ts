@@ -128,8 +128,8 @@ async function install(p: Parsed): Promise<number> {
     intervalMs: intervalS * 1000,
     onPass: (r) => {
       const line = describe(r);
-      // Log changes and the first pass; quiet while nothing happens.
-      if (r.action !== 'unchanged' || last === '') log(line);
+      // Log writes/removals and any change of state; quiet while nothing happens.
+      if (r.action === 'written' || r.action === 'removed' || line !== last) log(line);
       last = line;
     },
     onError: (e) => log(`error: ${e.message}`),
