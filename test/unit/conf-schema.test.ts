@@ -35,6 +35,8 @@ const ok: [string, object][] = [
   ['kubernetes section', { type: 'podlegs', kubernetes: { globalNamespaces: ['default', 'nf-shared'], multus: true, nodeAsn: 65012 } }],
   ['static legs with MAC', { type: 'podlegs', networks: nets, legs: [{ network: 'vrrp-a', interface: 'net1', mac: '02:00:00:00:00:01' }, { network: 'nf-b', interface: 'net2', ips: ['198.51.100.2/24'] }] }],
   ['CNI envelope fields', { type: 'podlegs', runtimeConfig: {}, args: {}, capabilities: {} }],
+  ['bgp.localAsn', { type: 'podlegs', bgp: { localAsn: 65012 } }],
+  ['bgp-sync fields', { type: 'podlegs', bgp: { localAsn: 4200000000, speaker: 'gobgp', api: '127.0.0.1:50051', peerAsn: 65100, podSelector: 'app=lb', allowedPrefixes: ['192.0.2.0/24'], deniedPrefixes: ['10.0.0.0/8'] } }],
 ];
 const bad: [string, object][] = [
   ['other type', { type: 'bridge' }],
@@ -62,6 +64,8 @@ const bad: [string, object][] = [
   ['bad MAC', { type: 'podlegs', networks: nets, legs: [{ network: 'vrrp-a', interface: 'net1', mac: '02:00:00:00:00' }] }],
   ['trunk VID 4095', { type: 'podlegs', networks: { ...nets, t1: { trunk: { vlans: [{ vid: 4095, network: 'vrrp-a' }] } } } }],
   ['trunk typo', { type: 'podlegs', networks: { ...nets, t1: { trunk: { vlan: [] } } } }],
+  ['bgp typo', { type: 'podlegs', bgp: { localASN: 65012 } }],
+  ['AS_TRANS', { type: 'podlegs', bgp: { localAsn: 23456 } }],
   ['vni and trunk', { type: 'podlegs', networks: { ...nets, t1: { vni: 5, trunk: { vlans: [{ vid: 10, network: 'vrrp-a' }] } } } }],
 ];
 
