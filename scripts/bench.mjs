@@ -12,7 +12,7 @@
 // is started the same way a runtime on the node would: `nsenter --net=<node> <plugin>`.
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { cpus, loadavg, release } from 'node:os';
+import { cpus, loadavg, release, setPriority } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BenchLab, installCleanup, sh } from './bench/lab.mjs';
@@ -29,12 +29,16 @@ const HELP = `usage: npm run bench -- [options]     (as root)
   --no-extras      only the five headline scenarios (skip the "where the time goes" rows)
   --no-profile     skip the one-off CPU profile / strace / RSS measurements
   --bin PATH       podlegs executable to measure (default dist/podlegs)
+  --compare PATH   a second podlegs build (natives beside it) measured in the same loop:
+                   VERSION, 1 leg, 3 legs at log level info and error, to judge a change
   --build          run npm run build first (otherwise only when dist/podlegs is missing)
   --cni-path DIR   where ptp, bridge and host-local live (default /usr/lib/cni)
+  --nice N         run the benchmark (and so every measured process) at niceness N, e.g. -10
+                   on a machine busy with other work
   --json FILE      also write every sample as JSON`;
 
 function parseArgs(argv) {
-  const o = { iterations: 25, fresh: false, extras: true, profile: true, bin: DIST_BIN, build: false, cniPath: '/usr/lib/cni', json: undefined };
+  const o = { iterations: 25, fresh: false, extras: true, profile: true, bin: DIST_BIN, compare: undefined, build: false, cniPath: '/usr/lib/cni', json: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -47,13 +51,16 @@ function parseArgs(argv) {
     else if (a === '--no-extras') o.extras = false;
     else if (a === '--no-profile') o.profile = false;
     else if (a === '--bin') o.bin = resolve(val());
+    else if (a === '--compare') o.compare = resolve(val());
     else if (a === '--build') o.build = true;
     else if (a === '--cni-path') o.cniPath = resolve(val());
     else if (a === '--json') o.json = resolve(val());
+    else if (a === '--nice') o.nice = Number(val());
     else if (a === '--help' || a === '-h') { console.log(HELP); process.exit(0); }
     else throw new Error(`unknown option ${a}\n${HELP}`);
   }
   if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new Error('--iterations must be a positive integer');
+  if (o.nice !== undefined && (!Number.isInteger(o.nice) || o.nice < -20 || o.nice > 19)) throw new Error('--nice must be an integer from -20 to 19');
   return o;
 }
 
@@ -84,6 +91,8 @@ function preflight(o) {
     if (r.status !== 0) throw new Error('npm run build failed');
   }
   if (!existsSync(o.bin)) throw new Error(`${o.bin} does not exist`);
+  if (o.compare && !existsSync(o.compare)) throw new Error(`${o.compare} does not exist`);
+  if (o.nice !== undefined) setPriority(o.nice); // children inherit it
   if (o.bin === DIST_BIN && newestSource() > statSync(DIST_BIN).mtimeMs) {
     process.stderr.write('bench: note: sources are newer than dist/podlegs; measuring dist as it is (use --build to rebuild)\n');
   }
@@ -97,17 +106,20 @@ function check(r, what) {
 }
 
 /**
- * Measures a private copy of the executable and the natives beside it: `npm run build` run
+ * Measures a private copy of the executable and the files beside it: `npm run build` run
  * by someone else meanwhile rewrites dist/*.node in place, which crashes (SIGSEGV/SIGBUS) a
  * plugin process that has the old file mapped.
  */
-function snapshotBin(lab, bin) {
-  const dir = join(lab.dir, 'bin');
+function snapshotBin(lab, bin, name = 'bin') {
+  const dir = join(lab.dir, name);
   mkdirSync(dir, { recursive: true });
   const copy = join(dir, basename(bin));
   copyFileSync(bin, copy);
   chmodSync(copy, 0o755);
-  for (const f of readdirSync(dirname(bin))) if (f.endsWith('.node')) copyFileSync(join(dirname(bin), f), join(dir, f));
+  // Every file beside it: the natives, and whatever else a build puts there (code cache, ...).
+  for (const e of readdirSync(dirname(bin), { withFileTypes: true })) {
+    if (e.isFile() && e.name !== basename(bin)) copyFileSync(join(dirname(bin), e.name), join(dir, e.name));
+  }
   return copy;
 }
 
@@ -116,6 +128,10 @@ async function bench(lab, o) {
   o.source = o.bin;
   o.sourceStat = statSync(o.bin);
   o.bin = snapshotBin(lab, o.bin);
+  if (o.compare) {
+    o.compareStat = statSync(o.compare);
+    o.compareBin = snapshotBin(lab, o.compare, 'bin-compare');
+  }
   const node = lab.addNetns('node');
   sh(['ip', '-n', node.name, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ulx']);
   sh(['ip', '-n', node.name, 'addr', 'add', '192.0.2.11/24', 'dev', 'ul0']);
@@ -182,7 +198,7 @@ async function bench(lab, o) {
   }
 
   const scenarios = [];
-  const podlegs = (key, label, legSpecs, { level = 'info', ptp = true, extra = false } = {}) => {
+  const podlegs = (key, label, legSpecs, { level = 'info', ptp = true, extra = false, bin = o.bin } = {}) => {
     const pod = new Pod(key, ptp);
     const legs = legsOf(legSpecs);
     const s = {
@@ -191,13 +207,13 @@ async function bench(lab, o) {
       async once({ wrapAdd = [], wrapDel = [], argvAdd, verify = false, iter = 0 } = {}) {
         await pod.open(iter);
         const call = { netns: pod.ns, containerId: pod.containerId, conf: s.conf() };
-        const add = check(await cni(o.bin, 'ADD', { ...call, wrap: wrapAdd, argvOverride: argvAdd }), `podlegs ADD (${label})`);
+        const add = check(await cni(bin, 'ADD', { ...call, wrap: wrapAdd, argvOverride: argvAdd }), `podlegs ADD (${label})`);
         if (verify) {
           const names = (JSON.parse(add.stdout).interfaces ?? []).map((i) => i.name);
           const missing = legs.map((l) => l.interface).filter((n) => !names.includes(n));
           if (missing.length || (ptp && !names.includes('eth0'))) throw new Error(`podlegs ADD (${label}) returned interfaces ${names.join(',')}`);
         }
-        const del = check(await cni(o.bin, 'DEL', { ...call, wrap: wrapDel }), `podlegs DEL (${label})`);
+        const del = check(await cni(bin, 'DEL', { ...call, wrap: wrapDel }), `podlegs DEL (${label})`);
         await pod.done();
         return { add, del };
       },
@@ -263,6 +279,14 @@ async function bench(lab, o) {
     pl1ipam = podlegs('pl1i', 'podlegs, 1 leg, host-local IPAM', [['hl', 'net1']], { extra: true });
     goFloor = single('gofloor', 'bridge VERSION (Go runtime floor)', [plugin('bridge')], { extra: true });
   }
+  const cmp = {};
+  if (o.compare) {
+    const bin = o.compareBin;
+    cmp.version = single('cver', 'B: VERSION', [bin], { extra: true });
+    cmp.pl1 = podlegs('c1', 'B: 1 leg (after ptp)', [['a', 'net1', '10.1.0.21/24']], { bin });
+    cmp.pl3 = podlegs('c3', 'B: 3 legs (after ptp)', [['a', 'net1', '10.1.0.22/24'], ['b', 'net2', '10.2.0.22/24'], ['c', 'net3', '10.3.0.22/24']], { bin });
+    cmp.pl3err = podlegs('c3e', 'B: 3 legs, log level error', [['a', 'net1', '10.1.0.23/24'], ['b', 'net2', '10.2.0.23/24'], ['c', 'net3', '10.3.0.23/24']], { level: 'error', bin });
+  }
 
   // The warm-segment scenario needs segments 400/500/600 to exist all along: an anchor pod holds them.
   let anchor;
@@ -274,6 +298,7 @@ async function bench(lab, o) {
 
   // ---- the interleaved loop ----
   const started = Date.now();
+  const loadBefore = loadavg();
   const rounds = o.iterations + 1;
   const tty = process.stderr.isTTY;
   for (let i = 0; i < rounds; i++) {
@@ -304,7 +329,7 @@ async function bench(lab, o) {
   const leftovers = sh(['ip', '-n', node.name, '-o', 'link', 'show'], { allowFail: true }).stdout.split('\n')
     .map((l) => l.split(':')[1]?.trim().split('@')[0]).filter((n) => n && /^pl(br|vx)\d+$|^pl[0-9a-f]{12}$/.test(n));
 
-  report({ o, scenarios, floor, pl1, pl3, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, oneOff, leftovers, seconds: (Date.now() - started) / 1000 });
+  report({ loadBefore, o, scenarios, floor, pl1, pl3, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff, leftovers, seconds: (Date.now() - started) / 1000 });
   if (o.json) {
     writeFileSync(o.json, JSON.stringify({
       iterations: o.iterations, node: process.version, kernel: release(),
@@ -383,10 +408,9 @@ async function measureNetlink(lab, pl3) {
 // ---- CPU profile of one ADD (3 legs) ----
 
 async function measureProfile(lab, pl3, o) {
-  if (o.source !== DIST_BIN) return { error: 'only for dist/podlegs (the profile needs a source map of the same build)' };
   const dir = join(lab.dir, 'profile');
   mkdirSync(dir, { recursive: true });
-  const built = await buildMapped(ROOT, dir, dirname(o.bin));
+  const built = buildMapped(ROOT, dir);
   if (built.error) return { error: built.error };
   const profDir = join(dir, 'cpu');
   await pl3.once({ argvAdd: [process.execPath, '--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250', built.bundle] });
@@ -398,63 +422,98 @@ async function measureProfile(lab, pl3, o) {
 // ---- report ----
 
 function report(r) {
-  const { o, floor, pl1, pl3, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, oneOff } = r;
+  const { o, floor, pl1, pl3, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff } = r;
+  const minimum = (v) => (v.length ? Math.min(...v) : NaN);
   const m = (s, k = 'add') => (s ? median(s.samples[k]) : NaN);
-  const row = (s) => [s.label, fmt(median(s.samples.add)), fmt(p90(s.samples.add)),
-    s.single ? '-' : fmt(median(s.samples.del)), s.single ? '-' : fmt(p90(s.samples.del))];
-  const header = ['scenario (ms, wall clock per process)', 'ADD med', 'ADD p90', 'DEL med', 'DEL p90'];
+  const row = (s) => [s.label,
+    fmt(median(s.samples.add)), fmt(p90(s.samples.add)), fmt(minimum(s.samples.add)),
+    ...(s.single ? ['-', '-', '-'] : [fmt(median(s.samples.del)), fmt(p90(s.samples.del)), fmt(minimum(s.samples.del))])];
+  const cols = ['ADD med', 'p90', 'min', 'DEL med', 'p90', 'min'];
   const cpu = cpus();
   const out = [];
   out.push('');
-  out.push(`podlegs benchmark: ${o.iterations} interleaved iterations (+1 warm-up), ${o.fresh ? 'fresh pod netns per ADD' : 'one pod netns per scenario, left clean by DEL'}`);
-  out.push(`node ${process.version}, kernel ${release()}, ${cpu.length} CPU x ${cpu[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  out.push(`podlegs benchmark: ${o.iterations} interleaved iterations (+1 warm-up), ${o.fresh ? 'fresh pod netns per ADD' : 'one pod netns per scenario, left clean by DEL'}${o.nice !== undefined ? `, measured processes at nice ${o.nice}` : ''}`);
+  out.push(`node ${process.version}, kernel ${release()}, ${cpu.length} CPU x ${cpu[0]?.model ?? '?'}, load average ${r.loadBefore.map((x) => x.toFixed(1)).join(' ')} before, ${loadavg().map((x) => x.toFixed(1)).join(' ')} after`);
   out.push(`${o.source} (${(o.sourceStat.size / 1024).toFixed(0)} KB, built ${o.sourceStat.mtime.toISOString()}), measured from a private copy`);
   out.push(`loop ${r.seconds.toFixed(0)} s; podlegs ADD creates its segments (bridge + VXLAN per VNI) and DEL removes them, unless noted`);
+  if (Math.max(r.loadBefore[0], loadavg()[0]) > cpu.length) {
+    out.push(`note: load average above ${cpu.length} CPUs: other work competes; medians and p90 include waiting for a CPU, "min" is the least disturbed run`);
+  }
   out.push('');
-  out.push(table(header, [floor, pl1, pl3, br1, br3].map(row)));
+  out.push(table(['scenario (ms, wall clock per process)', ...cols], [floor, pl1, pl3, br1, br3].map(row)));
   const extras = [version, pl3err, pl3warm, pl1ipam, goFloor].filter(Boolean);
   if (extras.length) {
     out.push('');
-    out.push(table(['extra rows (where the time goes)', 'ADD med', 'ADD p90', 'DEL med', 'DEL p90'], extras.map(row)));
+    out.push(table(['extra rows (where the time goes)', ...cols], extras.map(row)));
   }
 
   const F = m(floor);
-  const ratio = (m(pl3) - F) / (3 * m(br1));
+  if (o.compare) {
+    out.push('');
+    out.push(`B = ${o.compare} (${(o.compareStat.size / 1024).toFixed(0)} KB, built ${o.compareStat.mtime.toISOString()}), measured in the same loop`);
+    out.push(table(['compared build B', ...cols, 'ADD med B-A'], [
+      [cmp.version, version], [cmp.pl1, pl1], [cmp.pl3, pl3], [cmp.pl3err, pl3err],
+    ].map(([b, a]) => [...row(b), a ? fmt(m(b) - m(a)) : 'n/a'])));
+    out.push(`B: ratio (B ADD 3 legs - node floor) / (3 x bridge ADD) = ${fmt((m(cmp.pl3) - F) / (3 * m(br1)), 2)}`);
+  }
+
+  const ratioOf = (stat) => {
+    const v = (s, k = 'add') => (s ? stat(s.samples[k]) : NaN);
+    return {
+      main: (v(pl3) - v(floor)) / (3 * v(br1)),
+      sum3: (v(pl3) - v(floor)) / v(br3),
+      warm: pl3warm ? (v(pl3warm) - v(floor)) / (3 * v(br1)) : NaN,
+      del: (v(pl3, 'del') - v(floor)) / (3 * v(br1, 'del')),
+    };
+  };
+  const rm = ratioOf(median);
+  const rn = ratioOf(minimum);
   out.push('');
-  out.push(`ratio (podlegs ADD 3 legs - node floor) / (3 x bridge ADD) = (${fmt(m(pl3))} - ${fmt(F)}) / (3 x ${fmt(m(br1))}) = ${fmt(ratio, 2)}   (target <= 1.0)`);
-  out.push(`  same numerator / measured sum of 3 bridge calls (${fmt(m(br3))})            = ${fmt((m(pl3) - F) / m(br3), 2)}`);
-  if (pl3warm) out.push(`  with segments already there, as bridge's bridge is after its first ADD    = ${fmt((m(pl3warm) - F) / (3 * m(br1)), 2)}`);
-  out.push(`  DEL: (podlegs DEL 3 legs - node floor) / (3 x bridge DEL)                   = ${fmt((m(pl3, 'del') - F) / (3 * m(br1, 'del')), 2)}`);
+  out.push(`RATIO (podlegs ADD 3 legs - node floor) / (3 x bridge ADD), medians: (${fmt(m(pl3))} - ${fmt(F)}) / (3 x ${fmt(m(br1))}) = ${fmt(rm.main, 2)}   (target <= 1.0)`);
+  const rline = (label, a, b) => out.push(`  ${label.padEnd(72)} ${fmt(a, 2).padStart(6)} ${fmt(b, 2).padStart(6)}`);
+  out.push(`  ${''.padEnd(72)} ${'median'.padStart(6)} ${'min'.padStart(6)}`);
+  rline('the ratio', rm.main, rn.main);
+  rline('same numerator / the measured sum of 3 bridge calls', rm.sum3, rn.sum3);
+  if (pl3warm) rline('segments already there (as bridge\'s bridge is after its first ADD)', rm.warm, rn.warm);
+  rline('DEL: (podlegs DEL 3 legs - node floor) / (3 x bridge DEL)', rm.del, rn.del);
 
   out.push('');
-  out.push('where the time goes (differences of medians, ms):');
-  const line = (label, v, note = '') => out.push(`  ${label.padEnd(58)} ${fmt(v).padStart(7)}${note ? `   ${note}` : ''}`);
-  line('node runtime start (node -e 1)', F);
+  out.push('where the time goes (ms; differences of medians, and of minimums = least disturbed runs):');
+  out.push(`  ${''.padEnd(58)} ${'median'.padStart(7)} ${'min'.padStart(7)}`);
+  const line = (label, f, note = '') => {
+    const a = f((s, k = 'add') => (s ? median(s.samples[k]) : NaN));
+    const b = f((s, k = 'add') => (s ? minimum(s.samples[k]) : NaN));
+    out.push(`  ${label.padEnd(58)} ${fmt(a).padStart(7)} ${fmt(b).padStart(7)}${note ? `   ${note}` : ''}`);
+  };
+  line('node runtime start (node -e 1)', (v) => v(floor));
   if (version) {
-    line('loading the bundle (VERSION - floor)', m(version) - F, `compile + top-level of ${(o.sourceStat.size / 1024).toFixed(0)} KB JS, natives`);
+    line('loading the bundle (VERSION - floor)', (v) => v(version) - v(floor), `parse/compile + top level of ${(o.sourceStat.size / 1024).toFixed(0)} KB JS, natives`);
     if (pl3err) {
-      line('ADD work: config, netns, netlink, state+registry files', m(pl3err) - m(version), '(ADD 3 legs at log level error - VERSION)');
-      line('logging: winston load + one line (ADD info - ADD error)', m(pl3) - m(pl3err));
+      line('ADD work: config, netns, netlink, state+registry files', (v) => v(pl3err) - v(version), 'ADD 3 legs at log level error - VERSION');
+      line('logging: winston load + one line', (v) => v(pl3) - v(pl3err), 'ADD at level info - at level error');
     } else {
-      line('ADD work incl. logging (ADD 3 legs - VERSION)', m(pl3) - m(version));
+      line('ADD work incl. logging (ADD 3 legs - VERSION)', (v) => v(pl3) - v(version));
     }
-    line('= podlegs ADD 3 legs', m(pl3));
+    line('= podlegs ADD 3 legs', (v) => v(pl3));
   }
-  if (pl3warm) line('  of which creating 3 segments (cold - segments exist)', m(pl3) - m(pl3warm));
-  line('each leg beyond the first ((ADD 3 - ADD 1) / 2)', (m(pl3) - m(pl1)) / 2);
-  if (pl1ipam) line('IPAM exec: host-local leg - static leg (1 leg)', m(pl1ipam) - m(pl1), `ADD; DEL: ${fmt(m(pl1ipam, 'del') - m(pl1, 'del'))}`);
-  if (goFloor) line('bridge ADD - Go floor (bridge VERSION), per call', m(br1) - m(goFloor), 'includes host-local exec');
-  if (version) line('podlegs DEL 3 legs - VERSION', m(pl3, 'del') - m(version));
+  if (pl3warm) line('  of which creating 3 segments (cold - segments exist)', (v) => v(pl3) - v(pl3warm));
+  line('each leg beyond the first ((ADD 3 - ADD 1) / 2)', (v) => (v(pl3) - v(pl1)) / 2);
+  if (pl1ipam) {
+    line('IPAM exec, ADD: host-local leg - static leg (1 leg)', (v) => v(pl1ipam) - v(pl1));
+    line('IPAM exec, DEL: host-local leg - static leg (1 leg)', (v) => v(pl1ipam, 'del') - v(pl1, 'del'));
+  }
+  if (goFloor) line('bridge ADD - Go floor (bridge VERSION), per call', (v) => v(br1) - v(goFloor), 'bridge\'s work incl. its host-local exec');
+  if (version) line('podlegs DEL 3 legs - VERSION', (v) => v(pl3, 'del') - v(version), 'mostly kernel link deletion, see strace below');
 
   const st = oneOff.strace;
   if (st) {
     const types = (x) => Object.entries(x.byType).sort((a, b) => b[1].ms - a[1].ms).map(([t, v]) => `${t} ${v.n}x ${fmt(v.ms)}`).join(', ');
     out.push('');
-    out.push('netlink requests in one run (strace -T; syscall time is kernel work done synchronously in sendmsg):');
+    out.push('netlink requests in one run (strace -T; rtnetlink does its work synchronously inside sendmsg, so syscall time = kernel time):');
     out.push(`  ADD 3 legs: ${st.add.count} requests, ${fmt(st.add.kernelMs)} ms in the kernel: ${types(st.add)}`);
     out.push(`  DEL 3 legs: ${st.del.count} requests, ${fmt(st.del.kernelMs)} ms in the kernel: ${types(st.del)}`);
     if (version && pl3err) {
-      out.push(`  ADD work (ADD at level error - VERSION) / netlink requests: ${fmt((m(pl3err) - m(version)) / st.add.count, 2)} ms per request, JS and files included`);
+      out.push(`  ADD work / requests = ${fmt((m(pl3err) - m(version)) / st.add.count, 2)} ms per request (medians; JS, kernel and state files included)`);
     }
   }
   const rss = oneOff.rss;
@@ -467,7 +526,7 @@ function report(r) {
     out.push('');
     if (pr.error) out.push(`CPU profile: skipped (${pr.error})`);
     else {
-      out.push(`CPU profile of one ADD, 3 legs (node --cpu-prof, 250 us sampling, ${fmt(pr.wall)} ms profiled incl. profiler overhead; ${pr.identical ? 'bundle byte-identical to dist/podlegs' : 'a fresh build of the sources, dist/podlegs differs'}):`);
+      out.push(`CPU profile of one ADD, 3 legs (node --cpu-prof, 250 us sampling, ${fmt(pr.wall)} ms profiled incl. profiler overhead; ${pr.identical ? 'bundle byte-identical to the measured one' : 'a fresh build of the current sources, which differs from the measured bundle'}):`);
       for (const [label, ms] of pr.rows.filter(([, ms]) => ms >= 0.5)) out.push(`  ${fmt(ms).padStart(7)}  ${label}`);
       out.push('  hottest bundled functions (self time + Node/native calls they make; source:line of the function):');
       for (const [label, ms] of pr.top) out.push(`  ${fmt(ms).padStart(7)}  ${label}`);

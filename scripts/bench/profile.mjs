@@ -1,53 +1,19 @@
 // CPU profile of one plugin run, attributed to the bundled packages.
 //
 // To know which source module a minified function of dist/podlegs comes from we need a
-// source map. dist/podlegs has none, so we rebuild the same bundle with the same esbuild
-// options plus an external map into a temp dir (the JS is byte-identical when dist is
-// current: the caller checks and says so) and profile that copy with `node --cpu-prof`.
-import { copyFileSync, chmodSync, existsSync, readFileSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+// source map. dist/podlegs has none, so we rebuild the bundle with `scripts/build.mjs
+// --sourcemap` (same options, bytes unchanged, map beside it) into a temp dir (the caller
+// checks and says whether it is byte-identical to the measured bundle) and profile that
+// copy with `node --cpu-prof`.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
-/**
- * Mirrors scripts/build.mjs (entry, target, format, minify, banner, netlink binding
- * rewrite), adding an external source map; copies the natives from nativesDir beside it.
- * Returns { bundle, map } or { error } when esbuild is not available or fails.
- */
-export async function buildMapped(root, outDir, nativesDir) {
-  let esbuild;
-  try {
-    esbuild = createRequire(join(root, 'package.json'))('esbuild');
-  } catch (e) {
-    return { error: `esbuild not installed (${e.message.split('\n')[0]})` };
-  }
+/** Builds outDir/podlegs + podlegs.map + natives. Returns { bundle, map } or { error }. */
+export function buildMapped(root, outDir) {
   const bundle = join(outDir, 'podlegs');
-  // The one esbuild plugin build.mjs has: netlink's native binding loaded from next to the bundle.
-  const netlinkBinding = {
-    name: 'netlink-binding',
-    setup(b) {
-      b.onLoad({ filter: /node_modules[\\/]netlink[\\/]dist[\\/]raw\.js$/ }, (a) => ({
-        contents: readFileSync(a.path, 'utf8').replace(
-          "require('node-gyp-build')(__dirname + '/..')",
-          "require(require('path').join(__dirname, 'netlink.node'))"),
-        loader: 'js',
-      }));
-    },
-  };
-  try {
-    await esbuild.build({
-      entryPoints: [join(root, 'plugin/main.ts')],
-      bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: bundle,
-      minify: true, legalComments: 'none', banner: { js: '#!/usr/bin/env node' },
-      plugins: [netlinkBinding], logLevel: 'silent', sourcemap: 'external',
-    });
-  } catch (e) {
-    return { error: `esbuild failed: ${e.message.split('\n')[0]}` };
-  }
-  chmodSync(bundle, 0o755);
-  for (const n of ['netlink.node', 'podlegs_netns.node']) {
-    const src = join(nativesDir, n);
-    if (existsSync(src)) copyFileSync(src, join(outDir, n));
-  }
+  const r = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), '--out', bundle, '--sourcemap'], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) return { error: `scripts/build.mjs --sourcemap failed: ${(r.stderr || r.stdout || String(r.error)).trim().split('\n')[0]}` };
   return { bundle, map: `${bundle}.map` };
 }
 
@@ -152,9 +118,10 @@ export function attribute(profileFile, bundleFile, mapFile, root) {
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const url = `file://${bundleFile}`;
   const memo = new Map();
+  const isBundle = (n) => n.callFrame.url === url || n.callFrame.url === bundleFile;
   const own = (n) => {
     const f = n.callFrame;
-    if (f.url === url || f.url === bundleFile) {
+    if (isBundle(n)) {
       const src = lookup(f.lineNumber, f.columnNumber)?.file;
       if (!src) return f.lineNumber === 0 && f.columnNumber === 0 ? 'toplevel' : 'lazy';
       const m = src.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/);
@@ -194,7 +161,7 @@ export function attribute(profileFile, bundleFile, mapFile, root) {
     total += dt;
     // The function itself, or for Node/native frames, the nearest bundled caller.
     let id = p.samples[i];
-    while (id !== undefined && !own(byId.get(id))) id = parent.get(id);
+    while (id !== undefined && !isBundle(byId.get(id))) id = parent.get(id);
     if (id !== undefined) fnSelf.set(id, (fnSelf.get(id) ?? 0) + dt);
   }
   const where = (id) => {

@@ -19,7 +19,7 @@ export const fmt = (ms, digits = 1) => (Number.isFinite(ms) ? ms.toFixed(digits)
 export function table(header, rows) {
   const all = [header, ...rows].map((r) => r.map((c) => String(c)));
   const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  const numeric = header.map((_, i) => rows.every((r) => typeof r[i] === 'number' || /^-?[0-9.]+x?$|^n\/a$/.test(String(r[i]))));
+  const numeric = header.map((_, i) => rows.every((r) => typeof r[i] === 'number' || /^-?[0-9.]+$|^n\/a$|^-$/.test(String(r[i]))));
   const line = (r) => r.map((c, i) => (numeric[i] && i > 0 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
 }
