@@ -79,6 +79,18 @@ chmodSync(tmpOf(outfile), 0o755);
 if (sourcemap) renameSync(`${tmpOf(outfile)}.map`, `${outfile}.map`);
 renameSync(tmpOf(outfile), outfile);
 
+// @kubernetes/client-node (for kubeconfigs with exec/auth-provider credentials) lives in its
+// own file beside the executable, loaded only when such a kubeconfig is met: inlined, it
+// made every CNI call parse ~4 MB.
+if (!opt('--entry')) {
+  const side = join(outdir, 'podlegs-kubeauth.js');
+  await build({
+    entryPoints: [join(root, 'plugin/k8s/client-node-auth.ts')], bundle: true, platform: 'node', target: 'node20',
+    format: 'cjs', outfile: tmpOf(side), minify: true, legalComments: 'none', logLevel: 'error',
+  });
+  renameSync(tmpOf(side), side);
+}
+
 const natives = [
   [join(root, 'node_modules/netlink/prebuilds', `linux-${process.arch}`, 'node.napi.node'), 'netlink.node'],
   [join(root, 'build/Release/podlegs_netns.node'), 'podlegs_netns.node'],

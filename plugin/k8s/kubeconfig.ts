@@ -4,6 +4,8 @@
 // file, client certificate, CA) are read directly. Kubeconfigs that need exec or
 // auth-provider plugins go through client-node's KubeConfig instead.
 import * as fs from 'fs';
+import * as path from 'path';
+import { createRequire } from 'module';
 
 export interface ApiTarget {
   server: string;            // https://host:port or http://host:port
@@ -58,21 +60,13 @@ export class NeedsClientNode extends Error {
 }
 
 /** Exotic credentials: let @kubernetes/client-node resolve them (slow, but correct). */
-export async function readKubeconfigWithClientNode(path: string): Promise<ApiTarget> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
-  kc.loadFromFile(path);
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error(`kubeconfig ${path}: no current cluster`);
-  const opts: { headers?: Record<string, string>; ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
-  await kc.applyToHTTPSOptions(opts as never);
-  const auth = opts.headers?.Authorization ?? opts.headers?.authorization;
-  return {
-    server: cluster.server.replace(/\/+$/, ''),
-    ca: opts.ca, cert: opts.cert, key: opts.key,
-    token: auth?.startsWith('Bearer ') ? auth.slice(7) : undefined,
-    insecureSkipTLSVerify: cluster.skipTLSVerify,
-  };
+async function readKubeconfigWithClientNode(kubeconfig: string): Promise<ApiTarget> {
+  // Bundled: a separate file beside the executable; from source: the TS module.
+  // A computed specifier keeps esbuild from inlining client-node into the plugin bundle.
+  const bundled = path.join(__dirname, 'podlegs-kubeauth.js');
+  const devSpec = './client-node-auth';
+  const mod = (fs.existsSync(bundled) ? createRequire(__filename)(bundled) : require(devSpec)) as typeof import('./client-node-auth'); // eslint-disable-line @typescript-eslint/no-require-imports
+  return mod.targetFromClientNode(kubeconfig);
 }
 
 export async function loadApiTarget(path: string): Promise<ApiTarget> {
