@@ -1,59 +1,240 @@
-// The node agent loop: reconcile on every membership event (debounced) and on
-// a periodic full resync that repairs drift.
-import { Kernel } from '../kernel/kernel';
-import { MembershipSource } from '../registry/member';
-import { apply, plan, readActual } from './reconciler';
+// The node agent loop: reconcile on every membership event (debounced), on a
+// periodic full resync that repairs drift, and when an empty segment's grace
+// period ends. One run at a time; events during a run cause one more run.
+import { MemberProblem, MembershipSource } from '../registry/member';
+import { desiredState } from './desired';
+import { AgentMetrics } from './metrics';
+import { applyFdb, expiredSegments, planFdb, readSegments, removeSegment, SegmentKernel, SegmentState } from './reconciler';
+import type { Health } from './http';
 
-export interface AgentLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
-export interface AgentOptions { localVtep: string; resyncMs: number; debounceMs: number; log: AgentLog }
+type Meta = Record<string, unknown>;
+export interface AgentLog { info(m: string, meta?: Meta): void; warn(m: string, meta?: Meta): void; debug?(m: string, meta?: Meta): void }
+
+export interface AgentOptions {
+  localVtep: string;
+  resyncMs: number;
+  debounceMs: number;
+  /** How long a segment without local legs is kept before it is removed. */
+  graceMs: number;
+  log: AgentLog;
+  metrics?: AgentMetrics;
+  /** VNIs an ADD is building right now: never removed, even while empty. */
+  busyVnis?: () => Set<number>;
+  /** Runs segment removal under the node lock the plugin's DEL/GC take. */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
+  now?: () => number;
+}
+
+export type Trigger = 'start' | 'event' | 'resync' | 'grace' | 'manual';
+
+export interface ReconcileReport {
+  trigger: Trigger;
+  ok: boolean;
+  changes: number;
+  failures: number;
+  removed: number[];
+  durationMs: number;
+  error?: string;
+}
+
+const MAX_LOGGED_CHANGES = 20;
 
 export class Agent {
-  private running = false;
-  private again = false;
-  private timer?: NodeJS.Timeout;
-  private debounce?: NodeJS.Timeout;
+  private current?: Promise<void>;
+  private again?: Trigger;
+  private resyncTimer?: NodeJS.Timeout;
+  private debounceTimer?: NodeJS.Timeout;
+  private graceTimer?: NodeJS.Timeout;
   private stopWatch?: () => void;
+  private stopped = false;
+  private readonly emptySince = new Map<number, number>();
+  private reported = new Map<string, string>(); // problem "where" → reason, logged once
+  private readonly now: () => number;
   runs = 0;
   errors = 0;
+  last?: ReconcileReport;
+  lastSuccessAt?: number;
+  segments = 0;
 
-  constructor(private readonly k: Kernel, private readonly source: MembershipSource, private readonly o: AgentOptions) {}
+  constructor(private readonly k: SegmentKernel, private readonly source: MembershipSource, private readonly o: AgentOptions) {
+    this.now = o.now ?? Date.now;
+  }
 
   start(): void {
-    this.stopWatch = this.source.watch(() => this.kick());
-    this.timer = setInterval(() => this.kick(0), this.o.resyncMs);
-    this.kick(0);
+    this.stopWatch = this.source.watch(() => this.kick('event'));
+    this.resyncTimer = setInterval(() => this.kick('resync', 0), this.o.resyncMs);
+    this.kick('start', 0);
   }
 
-  stop(): void {
+  /** Stops watching and waits for a run in progress; the kernel is left as it is. */
+  async stop(): Promise<void> {
+    this.stopped = true;
     this.stopWatch?.();
-    clearInterval(this.timer);
-    clearTimeout(this.debounce);
+    clearInterval(this.resyncTimer);
+    clearTimeout(this.debounceTimer);
+    clearTimeout(this.graceTimer);
+    await this.current;
   }
 
-  /** Schedules a reconcile; bursts of events collapse into one run. */
-  kick(delay = this.o.debounceMs): void {
-    clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => void this.reconcile(), delay);
+  /**
+   * Schedules a run. A pending run is not pushed back by further events, so a
+   * steady stream of events cannot starve reconciliation: latency ≤ debounce.
+   */
+  kick(trigger: Trigger, delay = this.o.debounceMs): void {
+    if (this.stopped || this.debounceTimer) return;
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      void this.reconcile(trigger);
+    }, delay);
   }
 
-  async reconcile(): Promise<void> {
-    if (this.running) { this.again = true; return; }
-    this.running = true;
-    try {
-      do {
-        this.again = false;
-        const { members, problems } = await this.source.list();
-        for (const p of problems) this.o.log.warn('skipping bad registry entry', { entry: p.where, reason: p.reason });
-        const ops = plan(await readActual(this.k), members, this.o.localVtep);
-        await apply(this.k, ops);
-        this.runs++;
-        if (ops.length) this.o.log.info('flood lists updated', { ops: ops.map((x) => `${x.op} vni ${x.vni} ${x.dst}`) });
-      } while (this.again);
-    } catch (e) {
-      this.errors++;
-      this.o.log.warn('reconcile failed', { error: (e as Error).message });
-    } finally {
-      this.running = false;
+  /** Runs now, or once more after the run in progress; resolves when that is done. */
+  reconcile(trigger: Trigger = 'manual'): Promise<void> {
+    if (this.current) {
+      this.again = trigger;
+      return this.current;
     }
+    this.current = (async () => {
+      let t: Trigger | undefined = trigger;
+      while (t && !this.stopped) {
+        this.again = undefined;
+        this.last = await this.runOnce(t);
+        t = this.again;
+      }
+    })().finally(() => { this.current = undefined; });
+    return this.current;
+  }
+
+  private async runOnce(trigger: Trigger): Promise<ReconcileReport> {
+    const t0 = process.hrtime.bigint();
+    const m = this.o.metrics;
+    const report: ReconcileReport = { trigger, ok: true, changes: 0, failures: 0, removed: [], durationMs: 0 };
+    this.runs++;
+    m?.reconcileRuns.inc();
+    try {
+      let listed;
+      try {
+        listed = await this.source.list();
+      } catch (e) {
+        m?.registryErrors.inc();
+        throw new Error(`membership source failed, kernel left as it is: ${(e as Error).message}`);
+      }
+      const actual = await readSegments(this.k);
+      const want = desiredState(listed.members, this.o.localVtep, actual.keys());
+      this.reportProblems([...listed.problems, ...want.problems]);
+      const changes = planFdb(actual, want.segments);
+      // A segment deleted between the dump and the apply (a concurrent DEL) is no failure:
+      // there is nothing left to program. Run once more to see the new state.
+      const refused = await applyFdb(this.k, changes);
+      const failures = refused.filter((f) => !f.error.is('ENODEV'));
+      if (failures.length < refused.length) this.again ??= trigger;
+      report.changes = changes.length - failures.length;
+      report.failures = failures.length;
+      if (changes.length) {
+        const adds = changes.filter((c) => c.op === 'add').length;
+        m?.fdbChanges.inc({ op: 'add' }, adds);
+        m?.fdbChanges.inc({ op: 'del' }, changes.length - adds);
+        this.o.log.info(trigger === 'resync' ? 'fdb drift repaired' : 'fdb updated', {
+          trigger, added: adds, removed: changes.length - adds,
+          changes: changes.slice(0, MAX_LOGGED_CHANGES).map((c) => `${c.op} vni ${c.vni} ${c.mac} dst ${c.dst}`),
+        });
+      }
+      if (failures.length) {
+        m?.fdbFailures.inc(failures.length);
+        this.o.log.warn('kernel refused fdb changes', { count: failures.length, errors: failures.slice(0, MAX_LOGGED_CHANGES).map((f) => f.error.message) });
+      }
+      report.removed = await this.collectEmptySegments(actual);
+      this.updateGauges(actual, want.segments, listed.members.length, failures.length, report.removed);
+      if (failures.length) throw new Error(`${failures.length} fdb changes refused by the kernel`);
+      this.lastSuccessAt = this.now();
+      m?.lastSuccess.set(this.lastSuccessAt / 1000);
+    } catch (e) {
+      report.ok = false;
+      report.error = (e as Error).message;
+      this.errors++;
+      m?.reconcileErrors.inc();
+      this.o.log.warn('reconcile failed', { trigger, error: report.error });
+    }
+    report.durationMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    m?.reconcileDuration.observe(report.durationMs / 1000);
+    this.o.log.debug?.('reconciled', { ...report });
+    return report;
+  }
+
+  /** Bad entries are logged when first seen (and again if they change), never each run. */
+  private reportProblems(problems: MemberProblem[]): void {
+    const seen = new Map<string, string>();
+    for (const p of problems) {
+      seen.set(p.where, p.reason);
+      if (this.reported.get(p.where) === p.reason) continue;
+      this.o.metrics?.registryErrors.inc();
+      this.o.log.warn('skipping bad registry entry', { entry: p.where, reason: p.reason });
+    }
+    this.reported = seen;
+    this.o.metrics?.registryBadEntries.set(seen.size);
+  }
+
+  /** Removes segments empty for the grace period; wakes up when the next one expires. */
+  private async collectEmptySegments(actual: Map<number, SegmentState>): Promise<number[]> {
+    const anyEmpty = [...actual.values()].some((s) => s.legs.length === 0);
+    const busy = anyEmpty && this.o.busyVnis ? this.o.busyVnis() : new Set<number>();
+    const { expired, nextCheck } = expiredSegments(actual, this.emptySince, this.now(), this.o.graceMs, busy);
+    const removed: number[] = [];
+    for (const vni of expired) {
+      const run = (): Promise<boolean> => removeSegment(this.k, vni);
+      try {
+        if (!(await (this.o.exclusive ? this.o.exclusive(run) : run()))) continue;
+      } catch (e) {
+        // Node lock busy (a DEL/GC runs) or the kernel said no: try again next run.
+        this.o.log.warn('segment removal postponed', { vni, error: (e as Error).message });
+        continue;
+      }
+      removed.push(vni);
+      this.emptySince.delete(vni);
+      this.o.metrics?.segmentsRemoved.inc();
+      this.o.log.info('segment removed: no local leg for the grace period', { vni, graceSeconds: this.o.graceMs / 1000 });
+    }
+    clearTimeout(this.graceTimer);
+    if (nextCheck !== undefined && !this.stopped) {
+      this.graceTimer = setTimeout(() => this.kick('grace', 0), Math.max(0, nextCheck - this.now()) + 5);
+    }
+    return removed;
+  }
+
+  private updateGauges(actual: Map<number, SegmentState>, want: ReturnType<typeof desiredState>['segments'], members: number, failed: number, removed: number[]): void {
+    let legs = 0;
+    let flood = 0;
+    let macs = 0;
+    for (const [vni, seg] of actual) {
+      if (removed.includes(vni)) continue;
+      legs += seg.legs.length;
+      const w = want.get(vni);
+      if (w && seg.vxlanIndex !== undefined) { flood += w.flood.size; macs += w.macs.size; }
+    }
+    this.segments = actual.size - removed.length;
+    const m = this.o.metrics;
+    if (!m) return;
+    m.segments.set(this.segments);
+    m.legs.set(legs);
+    m.members.set(members);
+    // After a clean apply the kernel equals the desired state; refused changes make it approximate.
+    m.fdbEntries.set({ type: 'flood' }, flood);
+    m.fdbEntries.set({ type: 'mac' }, Math.max(0, macs - failed));
+  }
+
+  /** Healthy once a run succeeded recently and the last run did not fail. */
+  health(): Health {
+    const maxAge = Math.max(3 * this.o.resyncMs, 30_000);
+    const age = this.lastSuccessAt === undefined ? undefined : this.now() - this.lastSuccessAt;
+    const ok = !!this.last?.ok && age !== undefined && age <= maxAge;
+    return {
+      ok,
+      detail: {
+        vtep: this.o.localVtep, runs: this.runs, errors: this.errors, segments: this.segments,
+        lastReconcileMs: this.last?.durationMs, lastSuccessAgeMs: age,
+        ...(this.last?.error ? { lastError: this.last.error } : {}),
+        ...(this.last === undefined ? { reason: 'no reconcile finished yet' } : {}),
+      },
+    };
   }
 }

@@ -1,32 +1,140 @@
-// The agent's reconciler: desired flood lists computed purely from membership,
-// actual ones read from the kernel, and only the difference applied. It never
-// flushes, so traffic on entries that are already right is never interrupted.
-import { Kernel, ZERO_MAC } from '../kernel/kernel';
-import { vniOfSegmentName } from '../names';
+// The agent's reconciler: actual state read from the kernel in two dumps (links,
+// FDB), desired state computed purely from membership (desired.ts), and only the
+// difference applied. It never flushes, so entries that are already right are
+// never touched and traffic on them is never interrupted. It only looks at
+// podlegs' own segments (plbr<vni> bridges, plvx<vni> VXLAN devices).
+import { FdbChange, FdbFailure, Kernel, LinkInfo, ZERO_MAC } from '../kernel/kernel';
+import { bridgeName, vniOfSegmentName, vxlanName } from '../names';
 import { desiredFlood } from '../flood';
 import { Member } from '../registry/member';
+import { DesiredSegment } from './desired';
 
-export interface ActualSegment { vni: number; vxlanIndex: number; flood: Set<string> }
-export interface FloodOp { op: 'add' | 'del'; vni: number; vxlanIndex: number; dst: string }
+export interface SegmentState {
+  vni: number;
+  vxlanIndex?: number;             // plvx<vni>, kind vxlan, same VNI
+  bridgeIndex?: number;            // plbr<vni>, kind bridge
+  legs: string[];                  // bridge ports other than the VXLAN device
+  flood: Set<string>;              // remote VTEPs of the all-zero entry
+  macs: Map<string, Set<string>>;  // unicast MAC → remote VTEP(s)
+}
 
-/** Segments on this node (by their VXLAN devices) and their current flood lists. */
-export async function readActual(k: Kernel): Promise<Map<number, ActualSegment>> {
-  const out = new Map<number, ActualSegment>();
-  for (const l of await k.links()) {
-    const vni = l.kind === 'vxlan' ? vniOfSegmentName(l.name) : undefined;
-    if (vni === undefined) continue;
-    out.set(vni, { vni, vxlanIndex: l.index, flood: new Set() });
+export type PlannedChange = FdbChange & { vni: number };
+
+/** The kernel operations the reconciler uses (a fake one in unit tests). */
+export type SegmentKernel = Pick<Kernel, 'links' | 'fdbAll' | 'fdbBatch' | 'deleteLink'>;
+
+/** Our own segment devices only: right name and right kind (and VNI), or not ours. */
+function segmentOf(l: LinkInfo): { vni: number; role: 'vxlan' | 'bridge' } | undefined {
+  const vni = vniOfSegmentName(l.name);
+  if (vni === undefined) return undefined;
+  if (l.name === vxlanName(vni) && l.kind === 'vxlan' && l.vxlan?.vni === vni) return { vni, role: 'vxlan' };
+  if (l.name === bridgeName(vni) && l.kind === 'bridge') return { vni, role: 'bridge' };
+  return undefined;
+}
+
+/** This node's segments, their legs and their FDB, by VNI. */
+export async function readSegments(k: SegmentKernel, links?: LinkInfo[]): Promise<Map<number, SegmentState>> {
+  const all = links ?? (await k.links());
+  const out = new Map<number, SegmentState>();
+  const get = (vni: number): SegmentState => {
+    let s = out.get(vni);
+    if (!s) out.set(vni, (s = { vni, legs: [], flood: new Set(), macs: new Map() }));
+    return s;
+  };
+  for (const l of all) {
+    const seg = segmentOf(l);
+    if (seg?.role === 'vxlan') get(seg.vni).vxlanIndex = l.index;
+    else if (seg?.role === 'bridge') get(seg.vni).bridgeIndex = l.index;
   }
   if (out.size === 0) return out;
-  const byIndex = new Map([...out.values()].map((s) => [s.vxlanIndex, s]));
+  const byBridge = new Map<number, SegmentState>();
+  const byVxlan = new Map<number, SegmentState>();
+  for (const s of out.values()) {
+    if (s.bridgeIndex !== undefined) byBridge.set(s.bridgeIndex, s);
+    if (s.vxlanIndex !== undefined) byVxlan.set(s.vxlanIndex, s);
+  }
+  for (const l of all) {
+    const s = l.master === undefined ? undefined : byBridge.get(l.master);
+    if (s && l.index !== s.vxlanIndex) s.legs.push(l.name);
+  }
   for (const e of await k.fdbAll()) {
-    const seg = byIndex.get(e.ifindex);
-    if (seg && e.mac === ZERO_MAC) seg.flood.add(e.dst);
+    const s = byVxlan.get(e.ifindex);
+    if (!s || !e.permanent) continue; // learned entries are the kernel's, not ours
+    if (e.mac === ZERO_MAC) s.flood.add(e.dst);
+    else {
+      let dsts = s.macs.get(e.mac);
+      if (!dsts) s.macs.set(e.mac, (dsts = new Set()));
+      dsts.add(e.dst);
+    }
   }
   return out;
 }
 
-/** Pure: the operations that turn actual into desired. */
+/**
+ * Pure: the FDB changes that turn actual into desired, additions first (a MAC that
+ * moved is replaced in place; deleting its old destination afterwards finds nothing).
+ * Segments without a desired entry (not local) and without a VXLAN device are skipped.
+ */
+export function planFdb(actual: Map<number, SegmentState>, desired: Map<number, DesiredSegment>): PlannedChange[] {
+  const adds: PlannedChange[] = [];
+  const dels: PlannedChange[] = [];
+  for (const [vni, seg] of actual) {
+    const want = desired.get(vni);
+    const vxlanIndex = seg.vxlanIndex;
+    if (!want || vxlanIndex === undefined) continue;
+    const change = (op: 'add' | 'del', mac: string, dst: string): PlannedChange => ({ op, vni, vxlanIndex, mac, dst });
+    for (const dst of want.flood) if (!seg.flood.has(dst)) adds.push(change('add', ZERO_MAC, dst));
+    for (const dst of seg.flood) if (!want.flood.has(dst)) dels.push(change('del', ZERO_MAC, dst));
+    for (const [mac, dst] of want.macs) {
+      const have = seg.macs.get(mac);
+      if (!have || !have.has(dst) || have.size > 1) adds.push(change('add', mac, dst));
+    }
+    for (const [mac, dsts] of seg.macs) {
+      const keep = want.macs.get(mac);
+      for (const dst of dsts) if (dst !== keep) dels.push(change('del', mac, dst));
+    }
+  }
+  return [...adds, ...dels];
+}
+
+/** Applies planned changes in batches; returns those the kernel refused. */
+export const applyFdb = (k: SegmentKernel, changes: PlannedChange[]): Promise<FdbFailure[]> =>
+  changes.length ? k.fdbBatch(changes) : Promise.resolve([]);
+
+/**
+ * Pure: which empty segments have been empty for graceMs. emptySince is the caller's
+ * memory across runs (updated here); busy VNIs (an ADD is building them) never expire.
+ * nextCheck is when the next one would expire, so the caller can wake up for it.
+ */
+export function expiredSegments(segments: Map<number, SegmentState>, emptySince: Map<number, number>, now: number, graceMs: number, busy: Set<number> = new Set()): { expired: number[]; nextCheck?: number } {
+  const expired: number[] = [];
+  let nextCheck: number | undefined;
+  for (const vni of [...emptySince.keys()]) if (!segments.has(vni)) emptySince.delete(vni);
+  for (const [vni, seg] of segments) {
+    if (seg.legs.length > 0 || busy.has(vni)) { emptySince.delete(vni); continue; }
+    const since = emptySince.get(vni) ?? now;
+    emptySince.set(vni, since);
+    if (now - since >= graceMs) expired.push(vni);
+    else nextCheck = Math.min(nextCheck ?? Infinity, since + graceMs);
+  }
+  return { expired, nextCheck };
+}
+
+/** Deletes an empty segment's devices, after checking once more that no leg came in meanwhile. */
+export async function removeSegment(k: SegmentKernel, vni: number): Promise<boolean> {
+  const seg = (await readSegments(k)).get(vni);
+  if (!seg || seg.legs.length > 0) return false;
+  if (seg.vxlanIndex !== undefined) await k.deleteLink(seg.vxlanIndex);
+  if (seg.bridgeIndex !== undefined) await k.deleteLink(seg.bridgeIndex);
+  return true;
+}
+
+// ---- flood-only view, kept for existing callers (test/unit/flood.test.ts) ----
+
+export interface ActualSegment { vni: number; vxlanIndex: number; flood: Set<string> }
+export interface FloodOp { op: 'add' | 'del'; vni: number; vxlanIndex: number; dst: string }
+
+/** Pure: the flood-list operations that turn actual into desired (MACs not considered). */
 export function plan(actual: Map<number, ActualSegment>, members: Member[], localVtep: string): FloodOp[] {
   const want = desiredFlood(members, localVtep, actual.keys());
   const ops: FloodOp[] = [];
@@ -36,11 +144,4 @@ export function plan(actual: Map<number, ActualSegment>, members: Member[], loca
     for (const dst of seg.flood) if (!w.has(dst)) ops.push({ op: 'del', vni, vxlanIndex: seg.vxlanIndex, dst });
   }
   return ops;
-}
-
-export async function apply(k: Kernel, ops: FloodOp[]): Promise<void> {
-  for (const o of ops) {
-    if (o.op === 'add') await k.fdbAdd(o.vxlanIndex, { mac: ZERO_MAC, dst: o.dst });
-    else await k.fdbDelete(o.vxlanIndex, { mac: ZERO_MAC, dst: o.dst });
-  }
 }

@@ -8,6 +8,22 @@ import { Member, MemberProblem, MembershipSource, parseMember } from './member';
 const fileName = (m: Pick<Member, 'vtep' | 'owner'>): string =>
   `${m.vtep}_${m.owner.replace(/\//g, '_')}.json`;
 
+const MAX_ENTRY_BYTES = 4096;
+const scratch = Buffer.alloc(MAX_ENTRY_BYTES + 1); // list() is synchronous inside: one buffer will do
+
+/** The file's text, or undefined when it is longer than max bytes. */
+function readCapped(file: string, max: number): string | undefined {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = scratch.length > max ? scratch : Buffer.alloc(max + 1);
+    let n = 0;
+    for (let r; n <= max && (r = fs.readSync(fd, buf, n, max + 1 - n, null)) > 0;) n += r;
+    return n > max ? undefined : buf.toString('utf8', 0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export class FileRegistry implements MembershipSource {
   constructor(readonly dir: string) {}
 
@@ -50,18 +66,22 @@ export class FileRegistry implements MembershipSource {
       }
     }
     for (const d of dirs) {
-      let files: string[];
+      let files: fs.Dirent[];
       try {
-        files = fs.readdirSync(path.join(this.dir, d));
+        files = fs.readdirSync(path.join(this.dir, d), { withFileTypes: true });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw e;
       }
       for (const f of files) {
-        if (!f.endsWith('.json') || f.startsWith('.')) continue;
-        const where = path.join(d, f);
+        if (!f.name.endsWith('.json') || f.name.startsWith('.')) continue;
+        const where = path.join(d, f.name);
+        // Another node's bytes: no symlinks or devices, nothing large enough to hurt.
+        if (!f.isFile()) { problems.push({ where, reason: 'not a regular file' }); continue; }
         try {
-          const parsed = parseMember(JSON.parse(fs.readFileSync(path.join(this.dir, where), 'utf8')));
+          const text = readCapped(path.join(this.dir, where), MAX_ENTRY_BYTES);
+          if (text === undefined) { problems.push({ where, reason: `larger than ${MAX_ENTRY_BYTES} bytes` }); continue; }
+          const parsed = parseMember(JSON.parse(text));
           if (typeof parsed === 'string') problems.push({ where, reason: parsed });
           else if (`vni-${parsed.vni}` !== d) problems.push({ where, reason: `vni ${parsed.vni} filed under ${d}` });
           else members.push(parsed);

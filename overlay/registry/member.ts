@@ -11,21 +11,44 @@ export interface Member {
 
 export type MemberProblem = { where: string; reason: string };
 
+/**
+ * Why ip cannot be a VTEP (undefined when it can): VXLAN needs a unicast IPv4/IPv6 address.
+ * IPv4 240.0.0.0/4 (class E) is "reserved" to ipaddr.js like TEST-NET, so it is checked apart.
+ */
+export function vtepProblem(ip: string): string | undefined {
+  if (!ipaddr.isValid(ip)) return `vtep ${JSON.stringify(ip).slice(0, 60)} is not an IP address`;
+  const a = ipaddr.process(ip);
+  const range = a.range();
+  if (['unspecified', 'multicast', 'broadcast', 'loopback', 'linkLocal'].includes(range)) return `vtep ${ip} is not unicast (${range})`;
+  if (a.kind() === 'ipv4' && (a as ipaddr.IPv4).octets[0] >= 240) return `vtep ${ip} is not unicast (class E)`;
+  return undefined;
+}
+
 /** Validates an entry read from a shared store; never trust another node's bytes. */
 export function parseMember(raw: unknown): Member | string {
   if (typeof raw !== 'object' || raw === null) return 'not an object';
   const m = raw as Record<string, unknown>;
   if (typeof m.vni !== 'number' || !Number.isInteger(m.vni) || m.vni < 1 || m.vni > 16777215) return 'vni out of range';
   if (typeof m.vtep !== 'string' || !ipaddr.isValid(m.vtep)) return 'vtep is not an IP address';
-  const range = ipaddr.process(m.vtep).range();
-  if (['unspecified', 'multicast', 'broadcast', 'loopback', 'linkLocal'].includes(range)) return `vtep ${m.vtep} is not unicast`;
+  const bad = vtepProblem(m.vtep);
+  if (bad) return bad;
   if (typeof m.mac !== 'string' || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m.mac)) return 'mac is malformed';
+  // A static FDB entry for a group or all-zero MAC would hijack flooding.
+  if (parseInt(m.mac.slice(0, 2), 16) & 1 || m.mac === '00:00:00:00:00:00') return `mac ${m.mac} is not a unicast MAC`;
   if (typeof m.owner !== 'string' || m.owner === '') return 'owner missing';
   return { vni: m.vni, vtep: ipaddr.process(m.vtep).toString(), mac: m.mac, owner: m.owner, ...(typeof m.network === 'string' ? { network: m.network } : {}) };
 }
 
-/** Where members come from: a shared directory now, Kubernetes later. */
+/**
+ * Where members come from: a shared directory now, Kubernetes later. The agent needs
+ * nothing else: a source that can list and can say "something may have changed".
+ */
 export interface MembershipSource {
+  /**
+   * Every member the source knows, plus the entries it had to skip. Throws when the
+   * source cannot answer (unreachable, not synced yet): the agent then changes nothing,
+   * since an empty answer would withdraw every flood entry of the node.
+   */
   list(): Promise<{ members: Member[]; problems: MemberProblem[] }>;
   /** Calls onChange (debounced by the caller) whenever membership may have changed; returns a stop function. */
   watch(onChange: () => void): () => void;

@@ -1,26 +1,85 @@
-// `podlegs agent`: runs in the node's netns until SIGTERM/SIGINT.
+// `podlegs agent --config FILE`: runs in the node's netns until SIGTERM/SIGINT.
+// Startup order matters: the single-instance lock first (a second agent must
+// not even bind the metrics port), then the underlay, then the loop.
+import * as os from 'os';
 import { Kernel } from '../../overlay/kernel/kernel';
 import { resolveUnderlay } from '../../overlay/underlay';
 import { FileRegistry } from '../../overlay/registry/file-registry';
+import { MembershipSource, vtepProblem } from '../../overlay/registry/member';
 import { Agent } from '../../overlay/agent/agent';
+import { AgentMetrics } from '../../overlay/agent/metrics';
+import { serveHttp } from '../../overlay/agent/http';
+import { acquireAgentLock } from '../../overlay/agent/lock';
+import { withNodeLock } from '../../overlay/node-lock';
+import { listStates } from '../state';
 import { createLog } from '../log';
-import type { PluginConf } from '../cni/config';
+import type { NodeConf } from './cli';
 
-export async function runAgent(conf: PluginConf): Promise<number> {
-  const log = createLog(conf.log, { component: 'agent', node: process.env.NODE_NAME }, !conf.log.file);
+/** The membership source named by the config; a Kubernetes source plugs in here. */
+function membershipSource(conf: NodeConf): MembershipSource {
+  if (conf.registry.type === 'file') return new FileRegistry(conf.registry.path);
+  throw new Error(`registry.type "${conf.registry.type}" has no agent membership source in this build; use {"type":"file","path":...}`);
+}
+
+/** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */
+function busyVnis(stateDir: string): Set<number> {
+  const out = new Set<number>();
+  for (const s of listStates(stateDir).states) if (!s.complete) for (const l of s.legs) out.add(l.vni);
+  return out;
+}
+
+/** agent.resyncSeconds, unless PODLEGS_RESYNC_MS overrides it (tests, debugging). */
+function resyncMs(conf: NodeConf): number {
+  const env = process.env.PODLEGS_RESYNC_MS;
+  if (env === undefined || env === '') return conf.agent.resyncSeconds * 1000;
+  const ms = Number(env);
+  if (!Number.isFinite(ms) || ms < 100 || ms > 3_600_000) throw new Error(`PODLEGS_RESYNC_MS must be 100 to 3600000, got ${env.slice(0, 20)}`);
+  return ms;
+}
+
+export async function runAgent(conf: NodeConf): Promise<number> {
+  const node = process.env.NODE_NAME || os.hostname();
+  const log = createLog(conf.log, { component: 'agent', node }, !conf.log.file);
+  const startedAt = new Date().toISOString();
+  let agent: Agent | undefined;
+  let vtep: string | undefined;
+  const lock = await acquireAgentLock(() => ({ pid: process.pid, node, vtep, startedAt, metricsAddress: conf.agent.metricsAddress, ...agent?.health() }));
   const k = Kernel.open();
-  const u = await resolveUnderlay(k, conf.underlay);
-  const agent = new Agent(k, new FileRegistry(conf.registry.path), {
-    localVtep: u.vtep, resyncMs: Number(process.env.PODLEGS_RESYNC_MS ?? 10_000), debounceMs: 10, log,
-  });
-  log.info('agent started', { vtep: u.vtep, registry: conf.registry.path, pid: process.pid });
-  agent.start();
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  agent.stop();
-  k.close();
-  log.info('agent stopped');
-  return 0;
+  try {
+    const source = membershipSource(conf);
+    const u = await resolveUnderlay(k, conf.underlay);
+    const bad = vtepProblem(u.vtep);
+    if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
+    vtep = u.vtep;
+    const metrics = new AgentMetrics({ processMetrics: true });
+    const a = new Agent(k, source, {
+      localVtep: u.vtep,
+      resyncMs: resyncMs(conf),
+      graceMs: conf.agent.gracePeriodSeconds * 1000,
+      debounceMs: conf.agent.debounceMs,
+      log, metrics,
+      busyVnis: () => busyVnis(conf.stateDir),
+      exclusive: (fn) => withNodeLock(conf.stateDir, fn, 2000),
+    });
+    agent = a;
+    const server = await serveHttp(conf.agent.metricsAddress, {
+      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+      health: () => a.health(),
+    });
+    a.start();
+    log.info('agent started', { vtep: u.vtep, registry: conf.registry.path, pid: process.pid, metrics: conf.agent.metricsAddress, ...conf.agent });
+    process.stderr.write(`podlegs agent: running (pid ${process.pid}, vtep ${u.vtep}, metrics http://${conf.agent.metricsAddress}/metrics)\n`);
+    const signal = await new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    // The kernel keeps every entry: a restarted agent diffs against it, traffic never stops.
+    await a.stop();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    log.info('agent stopped', { signal });
+    return 0;
+  } finally {
+    k.close();
+    await lock.release();
+  }
 }

@@ -2,6 +2,10 @@
 import * as fs from 'fs';
 import { loadConf, PluginConf } from '../cni/config';
 import { CniError } from '../cni/errors';
+import { AgentConf, parseAgentConf } from '../../overlay/agent/config';
+
+/** The agent's config: the plugin entry's fields plus the validated "agent" section. */
+export interface NodeConf extends PluginConf { agent: AgentConf }
 
 const USAGE = `usage: podlegs <command>
   agent --config FILE        run the node agent (keeps flood lists equal to the registry)
@@ -14,10 +18,17 @@ const USAGE = `usage: podlegs <command>
   version                    print the version`;
 
 /** Agent/CLI config files carry the plugin entry's fields without the CNI envelope. */
-export function loadNodeConfig(file: string): PluginConf {
-  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const { agent: _agent, legs: _legs, ...rest } = raw;
-  return loadConf(JSON.stringify({ cniVersion: '1.1.0', name: 'podlegs', type: 'podlegs', ...rest }));
+export function loadNodeConfig(file: string): NodeConf {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`config ${file} must hold a JSON object`);
+  const { agent, legs: _legs, ...rest } = raw as Record<string, unknown>;
+  const conf = loadConf(JSON.stringify({ cniVersion: '1.1.0', name: 'podlegs', type: 'podlegs', ...rest }));
+  return { ...conf, agent: parseAgentConf(agent) };
 }
 
 const flag = (args: string[], name: string): string | undefined => {
