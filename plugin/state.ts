@@ -25,6 +25,15 @@ export interface AttachmentState {
   registryPath: string;
   legs: LegState[];
   complete: boolean;  // false while an ADD is in flight (or died mid-way)
+  /** For `podlegs bgp-sync` (static mode): eth0 from prevResult, labels from args.cni.labels, K8S_POD_* from CNI_ARGS. */
+  pod?: PodRecord;
+}
+
+export interface PodRecord {
+  eth0?: { ips: string[]; gateway?: string };
+  labels?: Record<string, string>;
+  namespace?: string;
+  name?: string;
 }
 
 const dirOf = (stateDir: string): string => path.join(stateDir, 'attachments');

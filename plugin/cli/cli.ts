@@ -9,6 +9,8 @@ export interface NodeConf extends PluginConf { agent: AgentConf }
 
 const USAGE = `usage: podlegs <command>
   agent --config FILE        run the node agent (keeps flood lists equal to the registry)
+  bgp-sync --config FILE [--once [--dry-run]] [--render]
+                             keep the node speaker's neighbors equal to this node's NF pods (docs/bgp.md)
   status [--json] [--config FILE]   this node's segments, legs and flood lists
   conf validate FILE         validate a conflist (or a single podlegs entry)
   conf render --cilium FILE [--podlegs ENTRY.json] [--name NAME]
@@ -45,6 +47,12 @@ export async function runCli(args: string[]): Promise<number> {
         if (!file) throw new Error('agent needs --config FILE');
         const { runAgent } = await import('./agent-cmd');
         return await runAgent(loadNodeConfig(file));
+      }
+      case 'bgp-sync': {
+        const file = flag(rest, '--config');
+        if (!file) throw new Error('bgp-sync needs --config FILE');
+        const { runBgpSync } = await import('./bgp-sync-cmd');
+        return await runBgpSync(file, rest);
       }
       case 'status': {
         const { runStatus } = await import('./status-cmd');

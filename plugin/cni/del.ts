@@ -4,6 +4,7 @@ import { withNodeLock } from '../../overlay/node-lock';
 import { readState, removeState } from '../state';
 import { CmdContext } from './context';
 import { teardown } from './teardown';
+import { forgetBgpPeer } from '../bgp/record';
 
 export async function cmdDel({ conf, env, log }: CmdContext): Promise<void> {
   const state = readState(conf.stateDir, env.containerId, env.ifname);
@@ -19,6 +20,7 @@ export async function cmdDel({ conf, env, log }: CmdContext): Promise<void> {
       node.close();
     }
   });
+  forgetBgpPeer(conf.stateDir, state);
   removeState(conf.stateDir, env.containerId, env.ifname);
   log.info('legs detached', { legs: state.legs.map((l) => l.ifname) });
 }

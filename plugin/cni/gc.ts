@@ -7,6 +7,7 @@ import { removeSegmentIfUnused } from '../../overlay/segment';
 import { listStates, removeState } from '../state';
 import { CmdContext } from './context';
 import { teardown } from './teardown';
+import { forgetBgpPeer } from '../bgp/record';
 
 export async function cmdGc({ conf, env, log }: CmdContext): Promise<void> {
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));
@@ -18,6 +19,7 @@ export async function cmdGc({ conf, env, log }: CmdContext): Promise<void> {
       for (const s of states) {
         if (s.network !== conf.name || valid.has(`${s.containerId}/${s.ifname}`)) continue;
         await teardown(node, s, env.path, log);
+        forgetBgpPeer(conf.stateDir, s);
         removeState(conf.stateDir, s.containerId, s.ifname);
         log.info('garbage-collected attachment', { containerId: s.containerId, ifname: s.ifname });
       }

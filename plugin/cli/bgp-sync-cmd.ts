@@ -1,0 +1,86 @@
+// `podlegs bgp-sync --config FILE [--once [--dry-run]] [--render]`
+//   (default)  keep the node speaker's pod neighbors and prefix guard in step until SIGTERM/SIGINT
+//   --once     one pass, print what was done, exit (with --dry-run: what would be done, nothing applied)
+//   --render   print the Cilium resources for the current pods as YAML, touch nothing
+// A config that does not validate is reported and nothing is applied.
+import * as fs from 'fs';
+import * as os from 'os';
+import { loadConf, PluginConf } from '../cni/config';
+import { CniError } from '../cni/errors';
+import { BgpSyncConf, parseBgpSyncConf } from '../bgp/config';
+import { computeDesired } from '../bgp/desired';
+import { GobgpSpeaker } from '../bgp/gobgp';
+import { CiliumFileSpeaker, renderCilium } from '../bgp/cilium';
+import { KubernetesPodSource, PodClient, PodSource, StaticPodSource } from '../bgp/pods';
+import type { Speaker } from '../bgp/speaker';
+import { BgpSync } from '../bgp/sync';
+import { toYaml } from '../bgp/yaml';
+import { createLog, Log } from '../log';
+
+export interface BgpSyncFile { node: PluginConf; bgp: BgpSyncConf }
+
+/** Kubernetes mode registers its pod client here; until then bgp.source "kubernetes" is refused. */
+let podClientFactory: ((node: PluginConf) => PodClient) | undefined;
+export function registerPodClient(factory: (node: PluginConf) => PodClient): void { podClientFactory = factory; }
+
+export function loadBgpSyncConfig(file: string): BgpSyncFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`config ${file} must hold a JSON object`);
+  const { bgp, agent: _agent, legs: _legs, ...rest } = raw as Record<string, unknown>;
+  let node: PluginConf;
+  try {
+    node = loadConf(JSON.stringify({ cniVersion: '1.1.0', name: 'podlegs', type: 'podlegs', ...rest }));
+  } catch (e) {
+    throw new Error(`config ${file}: ${e instanceof CniError ? `${e.message}${e.details ? ` (${e.details})` : ''}` : (e as Error).message}`);
+  }
+  const vtep = node.underlay.vtep !== 'auto' ? node.underlay.vtep : undefined;
+  return { node, bgp: parseBgpSyncConf(bgp, { nodeName: process.env.NODE_NAME ?? os.hostname().toLowerCase(), underlayVtep: vtep }) };
+}
+
+export function makeSource(f: BgpSyncFile, log: Log): PodSource {
+  if (f.bgp.source === 'kubernetes') {
+    if (!podClientFactory) throw new Error('bgp.source "kubernetes" needs the Kubernetes pod client, which this build does not register; use "static"');
+    return new KubernetesPodSource(podClientFactory(f.node), f.bgp.nodeName);
+  }
+  return new StaticPodSource(f.node.stateDir, (files) => log.warn('unreadable state files ignored', { files }));
+}
+
+export function makeSpeaker(f: BgpSyncFile, log: Log): Speaker {
+  if (f.bgp.speaker === 'cilium') {
+    const c = f.bgp.cilium!;
+    return new CiliumFileSpeaker(c.outputDir, { nodeName: f.bgp.nodeName, apiVersions: c.apiVersions, selectors: f.bgp.selectors });
+  }
+  return new GobgpSpeaker(f.bgp, log);
+}
+
+export async function runBgpSync(file: string, args: string[]): Promise<number> {
+  const f = loadBgpSyncConfig(file);
+  const log = createLog(f.node.log, { component: 'bgp-sync', node: f.bgp.nodeName }, !f.node.log.file);
+  const source = makeSource(f, log);
+  if (args.includes('--render')) {
+    const desired = computeDesired(f.bgp, await source.list());
+    const objs = renderCilium(desired, { nodeName: f.bgp.nodeName, apiVersions: f.bgp.cilium?.apiVersions ?? ['v2', 'v2alpha1'], selectors: f.bgp.selectors });
+    process.stdout.write(toYaml(objs));
+    return 0;
+  }
+  const sync = new BgpSync(f.bgp, source, makeSpeaker(f, log), log);
+  if (args.includes('--once')) {
+    const r = await sync.reconcile({ dryRun: args.includes('--dry-run') });
+    process.stdout.write(`${JSON.stringify({ applied: r.applied, ops: r.ops, problems: r.problems, neighbors: r.desired.neighbors, ms: r.ms }, null, 1)}\n`);
+    return 0;
+  }
+  log.info('bgp-sync started', { speaker: f.bgp.speaker, source: f.bgp.source, api: `${f.bgp.api.host}:${f.bgp.api.port}`, pid: process.pid });
+  sync.start();
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await sync.stop();
+  log.info('bgp-sync stopped');
+  return 0;
+}
