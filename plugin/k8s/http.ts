@@ -70,7 +70,7 @@ export class KubeClient {
         });
         res.on('error', (e) => reject(new ApiError(0, 'Network', `${method} ${path}: ${e.message}`, true)));
       });
-      req.setTimeout(o.timeoutMs ?? 3000, () => req.destroy(new Error(`timed out after ${o.timeoutMs ?? 3000} ms`)));
+      req.setTimeout(o.timeoutMs ?? 2000, () => req.destroy(new Error(`timed out after ${o.timeoutMs ?? 2000} ms`)));
       req.on('error', (e) => reject(e instanceof ApiError ? e : new ApiError(0, 'Network', `${method} ${path}: ${e.message}`, true)));
       req.end(body);
     });
@@ -78,7 +78,7 @@ export class KubeClient {
 
   /** One request, retried (bounded, with backoff) only for network errors, 5xx and 429. */
   async request<T = unknown>(path: string, o: RequestOptions = {}): Promise<T> {
-    const retries = o.retries ?? 2;
+    const retries = o.retries ?? 1;
     for (let attempt = 0; ; attempt++) {
       try {
         return (await this.once(path, o)) as T;

@@ -1,0 +1,112 @@
+// The agent's Kubernetes side: pod/node membership, a NAD cache on disk for
+// the plugin (so an ADD costs one GET and one PATCH), and AddedInterface
+// events for the legs of this node's pods (kept off the CNI hot path).
+import * as fs from 'fs';
+import * as path from 'path';
+import { KubeClient } from './http';
+import { ListWatch, KubeObject, Clock } from './list-watch';
+import { KubernetesMembership, PodLike } from './membership-source';
+import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
+import { nadCachePath } from './pod-legs';
+import { loadApiTarget } from './kubeconfig';
+
+export interface NodeSideLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
+interface NadLike extends KubeObject { spec?: { config?: string } }
+
+export class KubernetesNodeSide {
+  readonly membership: KubernetesMembership;
+  readonly nads: ListWatch<NadLike>;
+  private readonly seenLegs = new Set<string>();
+  private eventsPrimed = false;
+
+  private constructor(private readonly client: KubeClient, private readonly o: { stateDir: string; nodeName: string; log: NodeSideLog; clock?: Clock }) {
+    const onError = (what: string, e: Error): void => o.log.warn('kubernetes watch problem', { what, error: e.message });
+    this.membership = new KubernetesMembership(client, { clock: o.clock, onError });
+    this.nads = new ListWatch<NadLike>(client, '/apis/k8s.cni.cncf.io/v1/network-attachment-definitions', { clock: o.clock, onError, onChange: () => this.writeNadCache() });
+    this.membership.watch(() => void this.emitEvents());
+  }
+
+  static async create(kubeconfig: string, o: { stateDir: string; nodeName: string; log: NodeSideLog; clock?: Clock }): Promise<KubernetesNodeSide> {
+    return new KubernetesNodeSide(new KubeClient(await loadApiTarget(kubeconfig)), o);
+  }
+
+  start(): void { this.membership.start(); this.nads.start(); }
+  stop(): void { this.membership.stop(); this.nads.stop(); }
+
+  /** Mirrors podlegs NADs into stateDir/nads/<ns>/<name>.json; warns about VNIs claimed twice. */
+  private writeNadCache(): void {
+    const root = path.join(this.o.stateDir, 'nads');
+    const keep = new Set<string>();
+    const byVni = new Map<number, string>();
+    for (const nad of this.nads.items.values()) {
+      let cfg: { type?: unknown; vni?: unknown };
+      try {
+        cfg = JSON.parse(nad.spec?.config ?? '') as typeof cfg;
+      } catch {
+        continue;
+      }
+      if (cfg.type !== 'podlegs') continue;
+      const ns = nad.metadata.namespace ?? 'default';
+      const key = `${ns}/${nad.metadata.name}`;
+      if (typeof cfg.vni === 'number') {
+        const other = byVni.get(cfg.vni);
+        if (other) this.o.log.warn('two NetworkAttachmentDefinitions claim one VNI; pods selecting either are refused', { vni: cfg.vni, nads: [other, key] });
+        byVni.set(cfg.vni, key);
+      }
+      const file = nadCachePath(this.o.stateDir, ns, nad.metadata.name);
+      keep.add(file);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const tmp = `${file}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(nad));
+      fs.renameSync(tmp, file);
+    }
+    if (!fs.existsSync(root)) return;
+    for (const ns of fs.readdirSync(root)) {
+      for (const f of fs.readdirSync(path.join(root, ns))) {
+        const file = path.join(root, ns, f);
+        if (!keep.has(file)) fs.rmSync(file, { force: true });
+      }
+    }
+  }
+
+  /** One AddedInterface event per new leg of a pod on this node. */
+  private async emitEvents(): Promise<void> {
+    if (!this.membership.pods.synced) return;
+    const fresh: { pod: PodLike; ifname: string; network: string }[] = [];
+    for (const pod of this.membership.pods.items.values()) {
+      if (pod.spec?.nodeName !== this.o.nodeName) continue;
+      let legs: ReturnType<typeof legsFromStatus>;
+      try {
+        legs = legsFromStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
+      } catch {
+        continue; // reported by the membership source
+      }
+      for (const l of legs) {
+        const key = `${pod.metadata.uid}/${l.ifname}`;
+        if (this.seenLegs.has(key)) continue;
+        this.seenLegs.add(key);
+        fresh.push({ pod, ifname: l.ifname, network: l.network });
+      }
+    }
+    if (!this.eventsPrimed) { this.eventsPrimed = true; return; } // legs that existed before this agent started
+    for (const f of fresh) {
+      const now = new Date().toISOString();
+      const ns = f.pod.metadata.namespace ?? 'default';
+      try {
+        await this.client.request(`/api/v1/namespaces/${ns}/events`, {
+          method: 'POST',
+          body: {
+            apiVersion: 'v1', kind: 'Event',
+            metadata: { generateName: `${f.pod.metadata.name}.`, namespace: ns },
+            involvedObject: { apiVersion: 'v1', kind: 'Pod', name: f.pod.metadata.name, namespace: ns, uid: f.pod.metadata.uid },
+            reason: 'AddedInterface', type: 'Normal', count: 1, firstTimestamp: now, lastTimestamp: now,
+            message: `Add ${f.ifname} from ${f.network} (podlegs)`,
+            source: { component: 'podlegs', host: this.o.nodeName },
+          },
+        });
+      } catch (e) {
+        this.o.log.warn('could not record AddedInterface event', { pod: `${ns}/${f.pod.metadata.name}`, error: (e as Error).message });
+      }
+    }
+  }
+}

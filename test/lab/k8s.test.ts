@@ -1,0 +1,166 @@
+// Kubernetes mode end to end: the plugin (chained after ptp, as after Cilium)
+// and an agent per node talk to the fake API server, which listens inside the
+// lab's underlay namespace. Pods select NADs with the NPWG annotation.
+import * as fs from 'fs';
+import * as path from 'path';
+import { FakeApiServer, kubeconfigFor } from '../k8s/fake-apiserver';
+import { inNetns } from '../../overlay/kernel/netns';
+import { Lab, LabNode, LabPod, LabProcess, leakCheck } from './lab';
+import { floodDsts, waitUntil } from './nf';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const API_IP = '192.0.2.1';
+
+let lab: Lab;
+let api: FakeApiServer;
+let kubeconfig: string;
+const agents: LabProcess[] = [];
+
+function podlegsEntry(node: LabNode, extra: Json = {}): Json {
+  return {
+    type: 'podlegs', underlay: { interface: 'ul0' }, kubernetes: { kubeconfig, nodeAsn: 65012, ...extra },
+    stateDir: path.join(node.dir, 'state'), log: { file: path.join(node.dir, 'podlegs.log'), level: 'debug' },
+  };
+}
+const okDel = (r: { code: number; stdout: string; stderr: string }): void => {
+  if (r.code !== 0) throw new Error(`DEL failed (${r.code}): ${r.stdout} ${r.stderr}`);
+};
+const conflist = (node: LabNode, extra: Json = {}): Json => ({ cniVersion: '0.3.1', name: 'cilium', plugins: [lab.ptpPlugin(node), podlegsEntry(node, extra)] });
+
+function putPod(name: string, node: LabNode, networks: unknown, ns = 'nf'): Json {
+  return api.put('pods', {
+    metadata: { name, namespace: ns, labels: { app: 'lb' }, annotations: networks === undefined ? {} : { 'k8s.v1.cni.cncf.io/networks': typeof networks === 'string' ? networks : JSON.stringify(networks) } },
+    spec: { nodeName: node.name, containers: [{ name: 'nf', image: 'nf' }] },
+    status: { phase: 'Pending' },
+  });
+}
+
+async function addPod(name: string, node: LabNode, networks: unknown, extra: Json = {}): Promise<{ pod: LabPod; out: Json; code: number; obj: Json }> {
+  const obj = putPod(name, node, networks);
+  const pod = await lab.addPod(node, name);
+  const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=${name};K8S_POD_UID=${obj.metadata.uid}`;
+  const r = await lab.chain(pod, 'ADD', conflist(node, extra), { args });
+  return { pod, out: (r.json ?? {}) as Json, code: r.code, obj };
+}
+
+beforeAll(async () => {
+  lab = await Lab.create({ nodes: 3 });
+  await lab.sh(`ip addr add ${API_IP}/24 dev ulbr`, { netns: lab.underlay });
+  api = new FakeApiServer();
+  // The listening socket is created inside the underlay namespace, in this process.
+  const port = await api.start((s) => inNetns(`/var/run/netns/${lab.underlay}`, () => s.listen(6443)));
+  kubeconfig = path.join(lab.dir, 'podlegs.kubeconfig');
+  fs.writeFileSync(kubeconfig, kubeconfigFor(`http://${API_IP}:${port}`, api.token));
+  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name }, status: { addresses: [{ type: 'InternalIP', address: n.vtep }] } });
+  api.put('network-attachment-definitions', { metadata: { name: 'vrrp-a', namespace: 'nf' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'podlegs', vni: 100 }) } });
+  api.put('network-attachment-definitions', { metadata: { name: 'secret', namespace: 'other' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'podlegs', vni: 300 }) } });
+  api.put('network-attachment-definitions', { metadata: { name: 'mv', namespace: 'nf' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'macvlan', master: 'eth0' }) } });
+  for (const n of lab.nodes) {
+    const file = path.join(n.dir, 'agent.json');
+    fs.writeFileSync(file, JSON.stringify({ ...podlegsEntry(n), type: undefined, log: { level: 'info' }, registry: { type: 'kubernetes' } }));
+    const a = lab.spawn(n.netns, [lab.podlegsBin, 'agent', '--config', file], { env: { NODE_NAME: n.name, PODLEGS_RESYNC_MS: '2000' } });
+    agents.push(a);
+    await a.waitFor('agent started', 15_000);
+  }
+  // The agents mirror NADs for the plugin: an ADD then needs no NAD GET.
+  await waitUntil('NAD cache', async () => lab.nodes.every((n) => fs.existsSync(path.join(n.dir, 'state', 'nads', 'nf', 'vrrp-a.json'))), 10_000);
+}, 90_000);
+
+afterAll(async () => {
+  for (const a of agents) await a.kill();
+  await api?.stop();
+  await lab?.destroy();
+  expect(await leakCheck(lab?.prefix)).toEqual([]);
+}, 60_000);
+
+describe('Kubernetes mode', () => {
+  let pa: { pod: LabPod; out: Json; obj: Json };
+  let pb: { pod: LabPod; out: Json; obj: Json };
+
+  it('ADD resolves the annotation through the API with one GET and one PATCH', async () => {
+    const before = api.calls.length;
+    pa = await addPod('pa', lab.nodes[0], [{ name: 'vrrp-a', interface: 'net1', ips: ['10.100.0.1/24'] }]);
+    expect(pa.out).toMatchObject({ cniVersion: '0.3.1' });
+    const calls = api.calls.slice(before).filter((c) => !c.path.includes('watch=true') && !c.path.includes('/events'));
+    expect(calls).toEqual([{ method: 'GET', path: '/api/v1/namespaces/nf/pods/pa' }, { method: 'PATCH', path: '/api/v1/namespaces/nf/pods/pa' }]);
+    expect(pa.out.interfaces.map((i: Json) => i.name)).toEqual(expect.arrayContaining(['eth0', 'net1']));
+  });
+
+  it('writes network-status (eth0 first, default) and the BGP peer annotation', () => {
+    const ann = api.get('pods', 'nf', 'pa')!.metadata.annotations;
+    const status = JSON.parse(ann['k8s.v1.cni.cncf.io/network-status']);
+    const eth0 = pa.out.interfaces.find((i: Json) => i.name === 'eth0');
+    const gw = pa.out.ips[0].gateway;
+    expect(status[0]).toMatchObject({ name: 'cilium', interface: 'eth0', default: true, mac: eth0.mac, ips: [pa.out.ips[0].address.split('/')[0]] });
+    expect(status[1]).toMatchObject({ name: 'nf/vrrp-a', interface: 'net1', ips: ['10.100.0.1'], 'podlegs.io/vni': 100 });
+    expect(JSON.parse(ann['podlegs.io/bgp-peer'])).toEqual({ address: gw, asn: 65012 });
+  });
+
+  it('two pods selecting one NAD reach each other over L2 across nodes', async () => {
+    pb = await addPod('pb', lab.nodes[1], 'vrrp-a@net1');
+    expect(pb.out.ips.length).toBe(1); // NAD without IPAM and no ips: an L2-only leg
+    await lab.sh('ip addr add 10.100.0.2/24 dev net1', { netns: pb.pod.nsName });
+    await waitUntil('flood n1→n2', async () => (await floodDsts(lab, lab.nodes[0], 100))?.includes(lab.nodes[1].vtep), 10_000);
+    await lab.sh('ping -c 2 -W 2 10.100.0.2', { netns: pa.pod.nsName });
+    expect(await floodDsts(lab, lab.nodes[2], 100)).toBeUndefined(); // n3 has no segment
+  });
+
+  it('events: one AddedInterface per leg, posted by the agents', async () => {
+    await waitUntil('events', async () => api.list('events').filter((e) => e.reason === 'AddedInterface').length >= 2, 10_000);
+    const ev = api.list('events').find((e) => e.involvedObject.name === 'pb')!;
+    expect(ev).toMatchObject({ reason: 'AddedInterface', type: 'Normal', involvedObject: { kind: 'Pod', namespace: 'nf' } });
+    expect(ev.message).toContain('net1');
+  });
+
+  it('deleting a pod object removes it from the other nodes\' flood lists', async () => {
+    api.remove('pods', 'nf', 'pb');
+    await waitUntil('flood n1→n2 gone', async () => !(await floodDsts(lab, lab.nodes[0], 100))?.includes(lab.nodes[1].vtep), 10_000);
+    okDel(await lab.chain(pb.pod, 'DEL', conflist(lab.nodes[1]), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pb' }));
+  });
+
+  it('refuses a NAD from a foreign namespace and attaches nothing', async () => {
+    const r = await addPod('pc', lab.nodes[2], 'other/secret@net1');
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatchObject({ code: 7 });
+    expect(r.out.msg).toMatch(/other\/secret/);
+    const links = JSON.parse((await lab.sh('ip -j link', { netns: lab.nodes[2].nsName })).stdout).map((l: Json) => l.ifname);
+    expect(links.filter((l: string) => /^pl/.test(l))).toEqual([]);
+    await lab.chain(r.pod, 'DEL', conflist(lab.nodes[2]), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pc' });
+  });
+
+  it('allows the foreign namespace once it is listed in globalNamespaces', async () => {
+    const r = await addPod('pg', lab.nodes[2], 'other/secret@net3', { globalNamespaces: ['other'] });
+    expect(r.code).toBe(0);
+    expect(r.out.interfaces.some((i: Json) => i.name === 'net3')).toBe(true);
+    okDel(await lab.chain(r.pod, 'DEL', conflist(lab.nodes[2], { globalNamespaces: ['other'] }), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pg' }));
+  });
+
+  it('refuses a NAD of another type without Multus', async () => {
+    const r = await addPod('pm', lab.nodes[2], 'mv@net1');
+    expect(r.out).toMatchObject({ code: 7 });
+    expect(r.out.msg).toMatch(/macvlan/);
+    await lab.chain(r.pod, 'DEL', conflist(lab.nodes[2]), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pm' });
+  });
+
+  it('fails fast with code 11 while the API does not answer', async () => {
+    api.faults.push({ hang: true, times: 10, match: /pods\/pd$/ });
+    const t0 = Date.now();
+    const r = await addPod('pd', lab.nodes[2], 'vrrp-a@net1');
+    expect(Date.now() - t0).toBeLessThan(8000);
+    expect(r.out).toMatchObject({ code: 11 });
+    expect(JSON.parse((await lab.sh('ip -j link', { netns: r.pod.nsName })).stdout).map((l: Json) => l.ifname)).not.toContain('net1');
+    api.faults.length = 0;
+    await lab.chain(r.pod, 'DEL', conflist(lab.nodes[2]), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pd' });
+  });
+
+  it('DEL needs no API: it works with the API down, and leaves nothing', async () => {
+    api.faults.push({ status: 500, times: 1000 });
+    const r = await lab.chain(pa.pod, 'DEL', conflist(lab.nodes[0]), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pa' });
+    api.faults.length = 0;
+    okDel(r);
+    for (const n of lab.nodes) {
+      const links = JSON.parse((await lab.sh('ip -j link', { netns: n.nsName })).stdout).map((l: Json) => l.ifname);
+      expect(links.filter((l: string) => /^pl/.test(l))).toEqual([]);
+    }
+  });
+});
