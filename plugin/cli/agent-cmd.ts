@@ -12,13 +12,16 @@ import { serveHttp } from '../../overlay/agent/http';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
 import { listStates } from '../state';
-import { createLog } from '../log';
+import { createLog, Log } from '../log';
 import type { NodeConf } from './cli';
 
-/** The membership source named by the config; a Kubernetes source plugs in here. */
-function membershipSource(conf: NodeConf): MembershipSource {
-  if (conf.registry.type === 'file') return new FileRegistry(conf.registry.path);
-  throw new Error(`registry.type "${conf.registry.type}" has no agent membership source in this build; use {"type":"file","path":...}`);
+/** The membership source named by the config: the shared file registry, or the Kubernetes API. */
+async function membershipSource(conf: NodeConf, node: string, log: Log): Promise<{ source: MembershipSource; stop(): void }> {
+  if (conf.registry.type === 'file') return { source: new FileRegistry(conf.registry.path), stop: () => undefined };
+  const { KubernetesNodeSide } = await import('../k8s/node-side');
+  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, log });
+  side.start();
+  return { source: side.membership, stop: () => side.stop() };
 }
 
 /** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */
@@ -46,7 +49,7 @@ export async function runAgent(conf: NodeConf): Promise<number> {
   const lock = await acquireAgentLock(() => ({ pid: process.pid, node, vtep, startedAt, metricsAddress: conf.agent.metricsAddress, ...agent?.health() }));
   const k = Kernel.open();
   try {
-    const source = membershipSource(conf);
+    const { source, stop: stopSource } = await membershipSource(conf, node, log);
     const u = await resolveUnderlay(k, conf.underlay);
     const bad = vtepProblem(u.vtep);
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
@@ -75,6 +78,7 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     });
     // The kernel keeps every entry: a restarted agent diffs against it, traffic never stops.
     await a.stop();
+    stopSource();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     log.info('agent stopped', { signal });
     return 0;
