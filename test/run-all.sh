@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The whole suite: typecheck, build, unit, kernel (netns) and lab tests, then a leak check.
+# The whole suite: typecheck, build, unit, kernel (netns) and lab tests, the
+# full-kernel VM suite, then a leak check against the root namespace as it was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "the suite builds network namespaces: run it as root" >&2; exit 1; }
+snap=$(mktemp)
+trap 'rm -f "$snap"' EXIT
+bash test/leak-check.sh "$snap" --save
 npx tsc --noEmit -p .
 npm run --silent build
-npx jest --ci --runInBand
+npx jest --ci --runInBand --selectProjects unit kernel lab
+bash test/leak-check.sh "$snap"
