@@ -106,9 +106,9 @@ function check(r, what) {
 }
 
 /**
- * Measures a private copy of the executable and the files beside it: `npm run build` run
- * by someone else meanwhile rewrites dist/*.node in place, which crashes (SIGSEGV/SIGBUS) a
- * plugin process that has the old file mapped.
+ * Measures a private copy of the executable and the files beside it, so that a rebuild of
+ * dist/ meanwhile neither changes what is measured halfway nor (with a build that rewrites
+ * the .node files in place, as build.mjs did before it renamed) crashes a running plugin.
  */
 function snapshotBin(lab, bin, name = 'bin') {
   const dir = join(lab.dir, name);
