@@ -10,6 +10,7 @@ APT_PKGS=(
   keepalived tcpdump arping iperf3 socat python3       # real peers in the lab
   podman runc busybox-static                           # a real CNI runtime; its containers' rootfs
   build-essential python3                              # native addon
+  frr gobgpd                                           # BGP: FRR in pods/router, gobgpd as node speaker
 )
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -16,6 +16,12 @@ import type { DesiredBgp } from './desired';
 import { maxLen, Prefix } from './prefixes';
 
 export const PEERS_SET = 'podlegs-peers';
+/**
+ * Every podlegs neighbor-set also holds 0.0.0.0, which can never be a neighbor: gobgpd treats a
+ * condition on an EMPTY neighbor-set as matching every neighbor (seen in the lab: with no fw pod
+ * yet, an lb pod's route inside fw's range was accepted), so no set may ever be empty.
+ */
+export const SENTINEL = '0.0.0.0';
 export const POLICY = 'podlegs-guard';
 const OWN = /^podlegs-/;
 
@@ -45,7 +51,7 @@ export const prefixEntry = (p: Prefix): string => `${p.text} ${p.len}..${maxLen(
 
 export function gobgpDesired(d: DesiredBgp): GobgpDesired {
   const prefixSets = new Map<string, string[]>();
-  const neighborSets = new Map<string, string[]>([[PEERS_SET, d.neighbors.map((n) => n.address)]]);
+  const neighborSets = new Map<string, string[]>([[PEERS_SET, [SENTINEL, ...d.neighbors.map((n) => n.address)]]]);
   const statements: GobgpStatement[] = [];
   const byFamily = (ps: Prefix[], v6: boolean): string[] => ps.filter((p) => p.v6 === v6).map(prefixEntry);
   for (const v6 of [false, true]) {
@@ -56,7 +62,7 @@ export function gobgpDesired(d: DesiredBgp): GobgpDesired {
     statements.push({ name: `podlegs-deny${v6 ? '6' : ''}`, neighborSet: PEERS_SET, prefixSet: set, action: 'reject' });
   }
   for (const s of d.guard.selectors) {
-    neighborSets.set(`podlegs-sel-${s.name}`, s.members);
+    neighborSets.set(`podlegs-sel-${s.name}`, [SENTINEL, ...s.members]);
     for (const v6 of [false, true]) {
       const allowed = byFamily(s.allowed, v6);
       if (!allowed.length) continue;

@@ -180,6 +180,8 @@ describe('gobgp plan', () => {
       'policy prefix add podlegs-allow6-fw 2001:db8::/32 32..128',
       'policy add podlegs-guard podlegs-deny podlegs-allow-lb podlegs-allow-fw podlegs-allow6-fw podlegs-rest',
       'global policy import set podlegs-guard default accept',
+      // never-empty neighbor-sets: gobgpd matches an empty set against every neighbor
+      'policy neighbor add podlegs-peers 0.0.0.0', 'policy neighbor add podlegs-sel-lb 0.0.0.0',
     ]));
     const after = simulate(empty(), planGobgp(want, empty()));
     expect(planGobgp(want, after)).toEqual([]);
