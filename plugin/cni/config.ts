@@ -185,6 +185,7 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>): LegConf[] {
     if (l.ips !== undefined) {
       if (!Array.isArray(l.ips) || l.ips.length === 0) throw invalidConfig(`${where}.ips must be a non-empty list of addresses with prefix length`);
       leg.ips = l.ips.map((ip, j) => parseCidr(ip, `${where}.ips[${j}]`));
+      if (new Set(leg.ips.map((c) => ipaddr.parseCIDR(c)[0].toString())).size < leg.ips.length) throw invalidConfig(`${where}.ips lists the same address twice`);
     }
     if (l.mac !== undefined) leg.mac = parseMac(l.mac, `${where}.mac`);
     return leg;
@@ -273,7 +274,7 @@ function parseAttachments(v: unknown): Attachment[] {
 
 /** Parses the raw stdin bytes of a CNI call into a validated configuration. */
 export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
-  if (stdin.length > MAX_INPUT_BYTES) throw new CniError(Code.DecodeFailure, `network configuration on stdin is larger than ${MAX_INPUT_BYTES} bytes`);
+  if (Buffer.byteLength(stdin) > MAX_INPUT_BYTES) throw new CniError(Code.DecodeFailure, `network configuration on stdin is larger than ${MAX_INPUT_BYTES} bytes`);
   let raw: unknown;
   try {
     raw = JSON.parse(stdin.toString());
