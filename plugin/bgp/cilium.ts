@@ -15,7 +15,7 @@ import type { CiliumApiVersion } from './config';
 import type { DesiredBgp } from './desired';
 import { toLabelSelector } from './labels';
 import type { Speaker, SyncReport } from './speaker';
-import type { SelectorConf } from './config';
+import type { SelectorConf, UpstreamPeer } from './config';
 
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'podlegs' };
 export const GUARD_ANNOTATION = 'podlegs.io/prefix-guard';
@@ -27,6 +27,9 @@ export interface CiliumRenderInput {
   nodeName: string;
   apiVersions: CiliumApiVersion[];
   selectors: Pick<SelectorConf, 'name' | 'selector'>[];
+  /** The node's other peers: Cilium lets only one ClusterConfig (one PeeringPolicy) select a node. */
+  upstreamPeers?: UpstreamPeer[];
+  exportPodCIDR?: boolean;
 }
 
 const peerName = (address: string): string => `pod-${address.replace(/[.:]/g, '-')}`;
@@ -62,23 +65,27 @@ export function renderCilium(d: DesiredBgp, r: CiliumRenderInput): CiliumObject[
         nodeSelector,
         bgpInstances: [{
           name: 'podlegs', localASN: d.localAsn,
-          peers: d.neighbors.map((n) => ({ name: peerName(n.address), peerAddress: n.address, peerASN: n.asn, peerConfigRef: { name: `podlegs-${n.selector}` } })),
+          peers: [
+            ...(r.upstreamPeers ?? []).map((u) => ({ name: u.name, peerAddress: u.peerAddress, peerASN: u.peerASN, ...(u.peerConfig ? { peerConfigRef: { name: u.peerConfig } } : {}) })),
+            ...d.neighbors.map((n) => ({ name: peerName(n.address), peerAddress: n.address, peerASN: n.asn, peerConfigRef: { name: `podlegs-${n.selector}` } })),
+          ],
         }],
       },
     });
   }
-  // v2alpha1 requires at least one neighbor: with no pods the policy is left out (its file removed).
-  if (r.apiVersions.includes('v2alpha1') && d.neighbors.length > 0) {
+  // v2alpha1 requires at least one neighbor: with no peers at all the policy is left out (its file removed).
+  const ups = r.upstreamPeers ?? [];
+  if (r.apiVersions.includes('v2alpha1') && d.neighbors.length + ups.length > 0) {
     out.push({
       apiVersion: 'cilium.io/v2alpha1', kind: 'CiliumBGPPeeringPolicy', metadata: meta(`podlegs-${r.nodeName}`, true),
       spec: {
         nodeSelector,
         virtualRouters: [{
-          localASN: d.localAsn, exportPodCIDR: false,
-          neighbors: d.neighbors.map((n) => ({
+          localASN: d.localAsn, exportPodCIDR: r.exportPodCIDR === true,
+          neighbors: [...ups.map((u) => ({ peerAddress: `${u.peerAddress}/${u.peerAddress.includes(':') ? 128 : 32}`, peerASN: u.peerASN })), ...d.neighbors.map((n) => ({
             peerAddress: `${n.address}/${n.address.includes(':') ? 128 : 32}`, peerASN: n.asn, ...PEER_TIMERS,
             families: families(n.address.includes(':'), !n.address.includes(':')),
-          })),
+          }))],
         }],
       },
     });

@@ -8,7 +8,9 @@
 //            "selectors": [ { "name": "lb", "podSelector": "app=lb", "peerAsn": 65100,
 //                             "allowedPrefixes": [...] }, ... ],               (instead of the single form)
 //            "source": "static" | "kubernetes", "nodeName": "...", "resyncMs": 10000,
-//            "cilium": { "outputDir": "/var/lib/podlegs/cilium", "apiVersions": ["v2", "v2alpha1"] } }
+//            "cilium": { "outputDir": "/var/lib/podlegs/cilium", "apiVersions": ["v2", "v2alpha1"],
+//                        "upstreamPeers": [{ "name": "tor", "peerAddress": "192.0.2.1", "peerASN": 65000,
+//                                            "peerConfig": "tor" }], "exportPodCIDR": false } }
 import * as ipaddr from 'ipaddr.js';
 import { checkAsn } from './plugin-conf';
 import { LabelError, parseSelector, Selector } from './labels';
@@ -28,9 +30,13 @@ export interface BgpSyncConf {
   source: 'static' | 'kubernetes';
   nodeName: string;
   resyncMs: number;
-  cilium?: { outputDir: string; apiVersions: CiliumApiVersion[] };
+  cilium?: CiliumConf;
   gobgpBin: string;
 }
+
+/** A peer of the node that is not a pod (e.g. the top-of-rack router), carried into the rendered resources. */
+export interface UpstreamPeer { name: string; peerAddress: string; peerASN: number; peerConfig?: string }
+export interface CiliumConf { outputDir: string; apiVersions: CiliumApiVersion[]; upstreamPeers: UpstreamPeer[]; exportPodCIDR: boolean }
 
 export class BgpConfigError extends Error {}
 
@@ -39,7 +45,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const fail = (msg: string): never => { throw new BgpConfigError(msg); };
 
 const TOP_KEYS = ['speaker', 'api', 'localAsn', 'peerAsn', 'podSelector', 'allowedPrefixes', 'deniedPrefixes', 'selectors',
-  'podCidrs', 'serviceCidrs', 'nodeAddresses', 'source', 'nodeName', 'resyncMs', 'cilium', 'gobgpBin', 'routerId'];
+  'podCidrs', 'serviceCidrs', 'nodeAddresses', 'source', 'nodeName', 'resyncMs', 'cilium', 'gobgpBin'];
 const SELECTOR_KEYS = ['name', 'podSelector', 'peerAsn', 'allowedPrefixes'];
 
 function onlyKeys(o: Obj, where: string, allowed: string[]): void {
@@ -166,13 +172,30 @@ export function parseBgpSyncConf(v: unknown, env: { nodeName?: string; underlayV
   if (b.cilium !== undefined || speaker === 'cilium') {
     if (!isObj(b.cilium)) fail('bgp.cilium must be an object with "outputDir" (where the Cilium resources are written)');
     const c = b.cilium as Obj;
-    onlyKeys(c, 'bgp.cilium', ['outputDir', 'apiVersions']);
+    onlyKeys(c, 'bgp.cilium', ['outputDir', 'apiVersions', 'upstreamPeers', 'exportPodCIDR']);
     if (typeof c.outputDir !== 'string' || !c.outputDir.startsWith('/')) fail('bgp.cilium.outputDir must be an absolute path');
     const versions = c.apiVersions === undefined ? ['v2'] : c.apiVersions;
     if (!Array.isArray(versions) || versions.length === 0 || !versions.every((x) => x === 'v2' || x === 'v2alpha1')) {
       fail('bgp.cilium.apiVersions must be a non-empty list of "v2" (CiliumBGPClusterConfig/PeerConfig) and "v2alpha1" (CiliumBGPPeeringPolicy)');
     }
-    conf.cilium = { outputDir: c.outputDir as string, apiVersions: [...new Set(versions as CiliumApiVersion[])] };
+    if (c.exportPodCIDR !== undefined && typeof c.exportPodCIDR !== 'boolean') fail('bgp.cilium.exportPodCIDR must be true or false');
+    const ups = c.upstreamPeers === undefined ? [] : c.upstreamPeers;
+    if (!Array.isArray(ups)) fail('bgp.cilium.upstreamPeers must be a list of {"name", "peerAddress", "peerASN", "peerConfig"}');
+    const upstreamPeers = (ups as unknown[]).map((raw, i): UpstreamPeer => {
+      const where = `bgp.cilium.upstreamPeers[${i}]`;
+      if (!isObj(raw)) return fail(`${where} must be an object`);
+      onlyKeys(raw, where, ['name', 'peerAddress', 'peerASN', 'peerConfig']);
+      if (typeof raw.name !== 'string' || !/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(raw.name) || raw.name.startsWith('pod-')) {
+        return fail(`${where}.name must be a DNS label not starting with "pod-" (those are the pods' peers)`);
+      }
+      if (typeof raw.peerAddress !== 'string' || !ipaddr.isValid(raw.peerAddress)) return fail(`${where}.peerAddress must be an IP address`);
+      if (raw.peerConfig !== undefined && (typeof raw.peerConfig !== 'string' || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(raw.peerConfig))) {
+        return fail(`${where}.peerConfig must be the name of a CiliumBGPPeerConfig`);
+      }
+      return { name: raw.name, peerAddress: ipaddr.parse(raw.peerAddress).toString(), peerASN: asn(raw.peerASN, `${where}.peerASN`),
+        ...(raw.peerConfig ? { peerConfig: raw.peerConfig as string } : {}) };
+    });
+    conf.cilium = { outputDir: c.outputDir as string, apiVersions: [...new Set(versions as CiliumApiVersion[])], upstreamPeers, exportPodCIDR: c.exportPodCIDR === true };
   }
   return conf;
 }

@@ -53,7 +53,7 @@ export function makeSource(f: BgpSyncFile, log: Log): PodSource {
 export function makeSpeaker(f: BgpSyncFile, log: Log): Speaker {
   if (f.bgp.speaker === 'cilium') {
     const c = f.bgp.cilium!;
-    return new CiliumFileSpeaker(c.outputDir, { nodeName: f.bgp.nodeName, apiVersions: c.apiVersions, selectors: f.bgp.selectors });
+    return new CiliumFileSpeaker(c.outputDir, { nodeName: f.bgp.nodeName, apiVersions: c.apiVersions, selectors: f.bgp.selectors, upstreamPeers: c.upstreamPeers, exportPodCIDR: c.exportPodCIDR });
   }
   return new GobgpSpeaker(f.bgp, log);
 }
@@ -64,7 +64,9 @@ export async function runBgpSync(file: string, args: string[]): Promise<number> 
   const source = makeSource(f, log);
   if (args.includes('--render')) {
     const desired = computeDesired(f.bgp, await source.list());
-    const objs = renderCilium(desired, { nodeName: f.bgp.nodeName, apiVersions: f.bgp.cilium?.apiVersions ?? ['v2', 'v2alpha1'], selectors: f.bgp.selectors });
+    const c = f.bgp.cilium;
+    const objs = renderCilium(desired, { nodeName: f.bgp.nodeName, apiVersions: c?.apiVersions ?? ['v2', 'v2alpha1'], selectors: f.bgp.selectors,
+      upstreamPeers: c?.upstreamPeers ?? [], exportPodCIDR: c?.exportPodCIDR ?? false });
     process.stdout.write(toYaml(objs));
     return 0;
   }

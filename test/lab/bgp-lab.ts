@@ -282,12 +282,13 @@ export async function restartNf(b: BgpLab, p: NfPod, newName: string, asn: numbe
   const q = await addNf(b.lab, b.node, newName, p.labels);
   const t0 = Date.now();
   if (q.ip === p.ip) throw new Error(`${newName} got the same eth0 address ${q.ip}`);
-  await startPodFrr(b.lab, q, asn, vips);
+  // bgp-sync's part (neighbor configured) is watched while FRR starts in the new pod
   let syncMs = -1;
-  await waitFor(`re-peer with ${q.ip}`, async () => {
-    const n = (await gobgpNeighbors(b.lab, b.node)).find((x) => x.address === q.ip);
-    if (n && syncMs < 0) syncMs = Date.now() - t0;
-    return n?.state === ESTABLISHED;
-  }, 30_000, 10);
+  const configured = waitFor(`neighbor ${q.ip} configured`, async () => (await gobgpNeighbors(b.lab, b.node)).some((x) => x.address === q.ip), 30_000, 10)
+    .then(() => { syncMs = Date.now() - t0; });
+  configured.catch(() => undefined); // awaited below; no unhandled rejection if FRR fails first
+  await startPodFrr(b.lab, q, asn, vips);
+  await configured;
+  await waitEstablished(b.lab, b.node, q.ip, 30_000);
   return { pod: q, ms: Date.now() - t0, syncMs };
 }

@@ -4,7 +4,7 @@
  * Topology and helpers: test/lab/bgp-lab.ts. Run as root:
  *   npx jest --selectProjects lab --runInBand test/lab/bgp.test.ts
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Lab, leakCheck } from './lab';
 import {
@@ -115,6 +115,23 @@ describe('BGP stays Cilium\'s: pod ↔ node peering, bgp-sync, prefix guard', ()
     await waitFor('VIP back at the router via the new pod', async () => (await gobgpRib(b.lab, b.node))[LB_VIP]?.[0] === lb.ip, 15_000);
     expect(await frrPrefixes(b.lab, b.router)).toContain(LB_VIP);
     expect(r.ms).toBeLessThan(10_000);
+  });
+
+  test('speaker "cilium": the same pods rendered as Cilium resources (files for kubectl apply)', async () => {
+    const out = path.join(b.lab.dir, 'cilium-out');
+    const bgp = { ...bgpSection(), speaker: 'cilium', cilium: { outputDir: out, apiVersions: ['v2', 'v2alpha1'],
+      upstreamPeers: [{ name: 'rt', peerAddress: '203.0.113.2', peerASN: 65000 }] } };
+    const r = runBgpSyncOnce(b.lab, b.node, b.syncConfigOf(bgp), ['--once']);
+    expect(r.code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['ciliumbgpclusterconfig-podlegs-n1.json', 'ciliumbgppeerconfig-podlegs-fw.json',
+      'ciliumbgppeerconfig-podlegs-lb.json', 'ciliumbgppeeringpolicy-podlegs-n1.json']);
+    const cc = JSON.parse(readFileSync(path.join(out, 'ciliumbgpclusterconfig-podlegs-n1.json'), 'utf8')) as { spec: { bgpInstances: { localASN: number; peers: { peerAddress: string; peerASN: number }[] }[] } };
+    expect(cc.spec.bgpInstances[0].localASN).toBe(NODE_ASN);
+    expect(cc.spec.bgpInstances[0].peers.map((p) => `${p.peerAddress} ${p.peerASN}`).sort())
+      .toEqual(['203.0.113.2 65000', `${fw.ip} ${FW_ASN}`, `${lb.ip} ${LB_ASN}`].sort());
+    const yaml = runBgpSyncOnce(b.lab, b.node, b.syncConfigOf(bgp), ['--render']);
+    expect(yaml.stdout).toContain(`peerAddress: "${lb.ip}"`);
+    expect(yaml.stdout.match(/^---$/gm)).toHaveLength(4);
   });
 
   test('bad selector / ASN / prefix input: clear error, nothing applied', async () => {

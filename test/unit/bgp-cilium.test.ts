@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseBgpSyncConf } from '../../plugin/bgp/config';
 import { computeDesired } from '../../plugin/bgp/desired';
-import { CiliumObject, renderCilium } from '../../plugin/bgp/cilium';
+import * as os from 'os';
+import { CiliumFileSpeaker, CiliumObject, renderCilium } from '../../plugin/bgp/cilium';
 import { toYaml } from '../../plugin/bgp/yaml';
 import type { PodInfo } from '../../plugin/bgp/pods';
 import { checkMeta, crdSchema, Schema, validate } from './support/openapi';
@@ -98,5 +99,40 @@ describe('Cilium rendering', () => {
     expect(y.startsWith('---\napiVersion: "cilium.io/v2"\nkind: "CiliumBGPPeerConfig"\n')).toBe(true);
     expect(y).toContain('\n    peers:\n    - name: "pod-10-0-1-5"\n      peerAddress: "10.0.1.5"\n      peerASN: 65100\n      peerConfigRef:\n        name: "podlegs-lb"\n');
     expect(y.split('---\n').length - 1).toBe(4);
+  });
+
+  test('upstream peers share the node\'s one ClusterConfig / PeeringPolicy with the pods', () => {
+    const up = parseBgpSyncConf({ ...JSON.parse(JSON.stringify({ localAsn: 65012, peerAsn: 65100, podCidrs: ['10.0.0.0/8'], serviceCidrs: ['172.20.0.0/16'] })),
+      speaker: 'cilium', cilium: { outputDir: '/x', apiVersions: ['v2', 'v2alpha1'], exportPodCIDR: true,
+        upstreamPeers: [{ name: 'tor', peerAddress: '192.0.2.1', peerASN: 65000, peerConfig: 'tor-peer' }] } }, { nodeName: 'worker-1' });
+    const c = up.cilium!;
+    const o = renderCilium(computeDesired(up, []), { nodeName: 'worker-1', apiVersions: c.apiVersions, selectors: up.selectors, upstreamPeers: c.upstreamPeers, exportPodCIDR: c.exportPodCIDR });
+    for (const x of o) expect(check(x)).toEqual([]);
+    const cc = o.find((x) => x.kind === 'CiliumBGPClusterConfig')!.spec as { bgpInstances: { peers: unknown[] }[] };
+    expect(cc.bgpInstances[0].peers).toEqual([{ name: 'tor', peerAddress: '192.0.2.1', peerASN: 65000, peerConfigRef: { name: 'tor-peer' } }]);
+    const pp = o.find((x) => x.kind === 'CiliumBGPPeeringPolicy')!.spec as { virtualRouters: { exportPodCIDR: boolean; neighbors: unknown[] }[] };
+    expect(pp.virtualRouters[0]).toMatchObject({ exportPodCIDR: true, neighbors: [{ peerAddress: '192.0.2.1/32', peerASN: 65000 }] });
+    expect(() => parseBgpSyncConf({ localAsn: 65012, podCidrs: ['10.0.0.0/8'], serviceCidrs: ['172.20.0.0/16'], speaker: 'cilium',
+      cilium: { outputDir: '/x', upstreamPeers: [{ name: 'pod-x', peerAddress: '192.0.2.1', peerASN: 65000 }] } }, { nodeName: 'n1' })).toThrow(/not starting with "pod-"/);
+  });
+
+  test('the file speaker writes what changed, removes what is gone, and is idempotent', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podlegs-cilium-'));
+    try {
+      const sp = new CiliumFileSpeaker(dir, { nodeName: 'worker-1', apiVersions: ['v2', 'v2alpha1'], selectors: conf.selectors });
+      const first = await sp.sync(computeDesired(conf, pods));
+      expect(first.ops).toHaveLength(4);
+      expect(fs.readdirSync(dir).sort()).toEqual(['ciliumbgpclusterconfig-podlegs-worker-1.json', 'ciliumbgppeerconfig-podlegs-fw.json',
+        'ciliumbgppeerconfig-podlegs-lb.json', 'ciliumbgppeeringpolicy-podlegs-worker-1.json']);
+      expect((await sp.sync(computeDesired(conf, pods))).ops).toEqual([]);
+      const dry = await sp.sync(computeDesired(conf, []), { dryRun: true });
+      expect(dry.ops).toEqual(['write ciliumbgpclusterconfig-podlegs-worker-1.json', 'remove ciliumbgppeeringpolicy-podlegs-worker-1.json']);
+      expect(fs.readdirSync(dir)).toHaveLength(4);
+      await sp.sync(computeDesired(conf, []));
+      expect(fs.readdirSync(dir)).not.toContain('ciliumbgppeeringpolicy-podlegs-worker-1.json');
+      for (const f of fs.readdirSync(dir)) expect(check(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')))).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
