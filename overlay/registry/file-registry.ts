@@ -36,8 +36,13 @@ export class FileRegistry implements MembershipSource {
     fs.mkdirSync(dir, { recursive: true });
     const final = path.join(dir, fileName(m));
     const tmp = path.join(dir, `.${process.pid}.${Date.now()}.tmp`);
-    fs.writeFileSync(tmp, JSON.stringify(m));
-    fs.renameSync(tmp, final);
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(m));
+      fs.renameSync(tmp, final);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
   }
 
   /** Removes a member; false when it was not registered. */
@@ -53,15 +58,19 @@ export class FileRegistry implements MembershipSource {
 
   /** Members of the given VNIs (all when omitted); unreadable entries are reported, not returned. */
   async list(vnis?: Iterable<number>): Promise<{ members: Member[]; problems: MemberProblem[] }> {
-    const members: Member[] = [];
-    const problems: MemberProblem[] = [];
+    return split(this.scan(vnis));
+  }
+
+  /** Reads the entries of the given VNIs (all when omitted), by "vni-<n>/<file>". */
+  protected scan(vnis?: Iterable<number>): Map<string, Entry> {
+    const out = new Map<string, Entry>();
     let dirs: string[];
     if (vnis) dirs = [...vnis].map((v) => `vni-${v}`);
     else {
       try {
         dirs = fs.readdirSync(this.dir).filter((d) => d.startsWith('vni-'));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { members, problems };
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
         throw e;
       }
     }
@@ -74,45 +83,115 @@ export class FileRegistry implements MembershipSource {
         throw e;
       }
       for (const f of files) {
-        if (!f.name.endsWith('.json') || f.name.startsWith('.')) continue;
-        const where = path.join(d, f.name);
-        // Another node's bytes: no symlinks or devices, nothing large enough to hurt.
-        if (!f.isFile()) { problems.push({ where, reason: 'not a regular file' }); continue; }
-        try {
-          const text = readCapped(path.join(this.dir, where), MAX_ENTRY_BYTES);
-          if (text === undefined) { problems.push({ where, reason: `larger than ${MAX_ENTRY_BYTES} bytes` }); continue; }
-          const parsed = parseMember(JSON.parse(text));
-          if (typeof parsed === 'string') problems.push({ where, reason: parsed });
-          else if (`vni-${parsed.vni}` !== d) problems.push({ where, reason: `vni ${parsed.vni} filed under ${d}` });
-          else members.push(parsed);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed while listing
-          problems.push({ where, reason: (e as Error).message });
-        }
+        const e = this.readEntry(d, f.name, f.isFile());
+        if (e) out.set(path.join(d, f.name), e);
       }
     }
-    return { members, problems };
+    return out;
+  }
+
+  /** One file of directory d; undefined when it is no entry (temp file, other name, gone). */
+  protected readEntry(d: string, name: string, isFile?: boolean): Entry | undefined {
+    if (!name.endsWith('.json') || name.startsWith('.') || !d.startsWith('vni-')) return undefined;
+    const where = path.join(d, name);
+    try {
+      // Another node's bytes: no symlinks or devices, nothing large enough to hurt.
+      if (!(isFile ?? fs.lstatSync(path.join(this.dir, where)).isFile())) return { problem: { where, reason: 'not a regular file' } };
+      const text = readCapped(path.join(this.dir, where), MAX_ENTRY_BYTES);
+      if (text === undefined) return { problem: { where, reason: `larger than ${MAX_ENTRY_BYTES} bytes` } };
+      const parsed = parseMember(JSON.parse(text));
+      if (typeof parsed === 'string') return { problem: { where, reason: parsed } };
+      if (`vni-${parsed.vni}` !== d) return { problem: { where, reason: `vni ${parsed.vni} filed under ${d}` } };
+      return { member: parsed };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // removed meanwhile
+      return { problem: { where, reason: (e as Error).message } };
+    }
   }
 
   watch(onChange: () => void): () => void {
-    // fs.watch is not recursive on Linux for Node 20: watch the root and each vni dir.
+    return this.watchDirs(() => onChange());
+  }
+
+  /** inotify on the root and every vni dir (fs.watch is not recursive on Linux for Node 20). */
+  protected watchDirs(onEvent: (vniDir: string | undefined, file: string | null) => void): () => void {
     fs.mkdirSync(this.dir, { recursive: true });
     const watchers = new Map<string, fs.FSWatcher>();
-    const add = (p: string): void => {
+    const add = (d: string | undefined): void => {
+      const p = d ? path.join(this.dir, d) : this.dir;
       if (watchers.has(p)) return;
       try {
-        const w = fs.watch(p, () => { rescan(); onChange(); });
+        const w = fs.watch(p, (_event, file) => {
+          if (!d) rescan(); // a new vni dir: watch it too
+          onEvent(d, typeof file === 'string' ? file : null);
+        });
         w.on('error', () => { watchers.delete(p); });
         watchers.set(p, w);
       } catch { /* vanished: the periodic resync covers it */ }
     };
     const rescan = (): void => {
       try {
-        for (const d of fs.readdirSync(this.dir)) if (d.startsWith('vni-')) add(path.join(this.dir, d));
+        for (const d of fs.readdirSync(this.dir)) if (d.startsWith('vni-')) add(d);
       } catch { /* root vanished */ }
     };
-    add(this.dir);
+    add(undefined);
     rescan();
     return () => { for (const w of watchers.values()) w.close(); watchers.clear(); };
   }
+}
+
+/**
+ * The agent's view of the registry: the same files, kept in memory while watched and
+ * re-read one by one as inotify names them, so a join costs one file read instead of a
+ * scan of the whole registry. resync() drops the memory: the next list() reads every
+ * file again (the periodic resync repairs what a lost event, or a network filesystem
+ * without inotify, would otherwise leave stale).
+ */
+export class WatchedFileRegistry extends FileRegistry {
+  private cache?: Map<string, Entry>;
+  private readonly dirty = new Set<string>();
+  private watching = 0;
+
+  resync(): void {
+    this.cache = undefined;
+  }
+
+  override async list(vnis?: Iterable<number>): Promise<{ members: Member[]; problems: MemberProblem[] }> {
+    if (vnis || this.watching === 0) return super.list(vnis);
+    if (!this.cache) {
+      this.dirty.clear();
+      this.cache = this.scan();
+    } else {
+      for (const where of this.dirty) {
+        const e = this.readEntry(path.dirname(where), path.basename(where));
+        if (e) this.cache.set(where, e);
+        else this.cache.delete(where);
+      }
+      this.dirty.clear();
+    }
+    return split(this.cache);
+  }
+
+  override watch(onChange: () => void): () => void {
+    this.watching++;
+    this.cache = undefined; // events before now were not seen
+    const stop = this.watchDirs((d, file) => {
+      if (d && file) this.dirty.add(path.join(d, file));
+      else this.cache = undefined; // the root changed, or inotify did not say which file
+      onChange();
+    });
+    return () => { stop(); this.watching--; this.cache = undefined; };
+  }
+}
+
+type Entry = { member: Member; problem?: undefined } | { problem: MemberProblem; member?: undefined };
+
+function split(entries: Map<string, Entry>): { members: Member[]; problems: MemberProblem[] } {
+  const members: Member[] = [];
+  const problems: MemberProblem[] = [];
+  for (const e of entries.values()) {
+    if (e.member) members.push(e.member);
+    else problems.push(e.problem);
+  }
+  return { members, problems };
 }

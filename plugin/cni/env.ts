@@ -43,6 +43,8 @@ export function readEnv(env: NodeJS.ProcessEnv): CniEnv {
     return v;
   };
   const containerId = perContainer ? need('CNI_CONTAINERID') : env.CNI_CONTAINERID ?? '';
+  // Container IDs name state and registry files: 128 leaves room within NAME_MAX (255).
+  if (perContainer && containerId.length > 128) throw envErr(`CNI_CONTAINERID is ${containerId.length} characters long; at most 128 are supported`);
   if (perContainer && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId)) {
     throw envErr('CNI_CONTAINERID must start with a letter or digit and contain only letters, digits, "_", "." and "-"');
   }
