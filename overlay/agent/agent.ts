@@ -114,6 +114,7 @@ export class Agent {
     try {
       let listed;
       try {
+        if (trigger === 'resync' || trigger === 'start') this.source.resync?.();
         listed = await this.source.list();
       } catch (e) {
         m?.registryErrors.inc();

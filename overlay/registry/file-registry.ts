@@ -180,7 +180,14 @@ export class WatchedFileRegistry extends FileRegistry {
       else this.cache = undefined; // the root changed, or inotify did not say which file
       onChange();
     });
-    return () => { stop(); this.watching--; this.cache = undefined; };
+    let stopped = false;
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      stop();
+      this.watching--;
+      this.cache = undefined;
+    };
   }
 }
 

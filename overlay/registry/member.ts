@@ -52,4 +52,6 @@ export interface MembershipSource {
   list(): Promise<{ members: Member[]; problems: MemberProblem[] }>;
   /** Calls onChange (debounced by the caller) whenever membership may have changed; returns a stop function. */
   watch(onChange: () => void): () => void;
+  /** Optional: forget whatever was cached, so the next list() reads everything (periodic resync). */
+  resync?(): void;
 }

@@ -4,7 +4,7 @@
 import * as os from 'os';
 import { Kernel } from '../../overlay/kernel/kernel';
 import { resolveUnderlay } from '../../overlay/underlay';
-import { FileRegistry } from '../../overlay/registry/file-registry';
+import { WatchedFileRegistry } from '../../overlay/registry/file-registry';
 import { MembershipSource, vtepProblem } from '../../overlay/registry/member';
 import { Agent } from '../../overlay/agent/agent';
 import { AgentMetrics } from '../../overlay/agent/metrics';
@@ -17,7 +17,7 @@ import type { NodeConf } from './cli';
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
 async function membershipSource(conf: NodeConf, node: string, log: Log): Promise<{ source: MembershipSource; stop(): void }> {
-  if (conf.registry.type === 'file') return { source: new FileRegistry(conf.registry.path), stop: () => undefined };
+  if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
   const { KubernetesNodeSide } = await import('../k8s/node-side');
   const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, log });
   side.start();

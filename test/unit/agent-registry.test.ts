@@ -1,0 +1,82 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { FileRegistry, WatchedFileRegistry } from '../../overlay/registry/file-registry';
+import { member } from './agent-fake';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('WatchedFileRegistry (the agent\'s cached view of the file registry)', () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podlegs-reg-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const owners = async (r: FileRegistry): Promise<string[]> => (await r.list()).members.map((m) => m.owner).sort();
+
+  it('follows registrations, removals and bad entries through inotify, re-reading only named files', async () => {
+    const writer = new FileRegistry(dir);
+    writer.register(member(100, '192.0.2.12', 1));
+    const r = new WatchedFileRegistry(dir);
+    let events = 0;
+    const stop = r.watch(() => { events++; });
+    try {
+      expect(await owners(r)).toEqual(['c1/eth0/net1']);
+      writer.register(member(100, '192.0.2.13', 2));
+      writer.register(member(200, '192.0.2.13', 3)); // a new vni dir
+      await sleep(50);
+      expect(events).toBeGreaterThan(0);
+      expect(await owners(r)).toEqual(['c1/eth0/net1', 'c2/eth0/net1', 'c3/eth0/net1']);
+      writer.unregister(member(100, '192.0.2.12', 1));
+      fs.writeFileSync(path.join(dir, 'vni-100', 'bad.json'), '{');
+      await sleep(50);
+      const l = await r.list();
+      expect(l.members.map((m) => m.owner).sort()).toEqual(['c2/eth0/net1', 'c3/eth0/net1']);
+      expect(l.problems).toEqual([{ where: 'vni-100/bad.json', reason: expect.any(String) }]);
+      // A second reader: once listed, a list() with no event in between reads no file; an
+      // event re-reads the file it names; resync() (the agent's periodic resync) reads all.
+      stop();
+      const r2 = new WatchedFileRegistry(dir);
+      const stop2 = r2.watch(() => undefined);
+      try {
+        await r2.list();
+        const reads = jest.spyOn(r2 as unknown as { readEntry(d: string, n: string): unknown }, 'readEntry');
+        await r2.list();
+        expect(reads).not.toHaveBeenCalled(); // nothing changed: no file read at all
+        writer.register(member(100, '192.0.2.14', 4));
+        await sleep(50);
+        expect(await owners(r2)).toEqual(['c2/eth0/net1', 'c3/eth0/net1', 'c4/eth0/net1']);
+        expect(reads.mock.calls.map((c) => c[0])).toEqual(expect.arrayContaining(['vni-100']));
+        expect(new Set(reads.mock.calls.map((c) => c[1])).size).toBeLessThanOrEqual(2); // the entry (and its temp file)
+        reads.mockClear();
+        r2.resync();
+        expect(await owners(r2)).toEqual(['c2/eth0/net1', 'c3/eth0/net1', 'c4/eth0/net1']);
+        expect(reads.mock.calls.length).toBeGreaterThanOrEqual(4); // everything read again
+      } finally {
+        stop2();
+      }
+    } finally {
+      stop();
+    }
+  });
+
+  it('reads from disk when not watched, like the plain registry', async () => {
+    const r = new WatchedFileRegistry(dir);
+    new FileRegistry(dir).register(member(100, '192.0.2.12', 1));
+    expect(await owners(r)).toEqual(['c1/eth0/net1']);
+    new FileRegistry(dir).register(member(100, '192.0.2.12', 2));
+    expect(await owners(r)).toEqual(['c1/eth0/net1', 'c2/eth0/net1']);
+  });
+
+  it('skips symlinks, oversized and misfiled entries', async () => {
+    const d = path.join(dir, 'vni-100');
+    fs.mkdirSync(d, { recursive: true });
+    fs.symlinkSync('/dev/zero', path.join(d, 'z.json'));
+    fs.writeFileSync(path.join(d, 'big.json'), JSON.stringify({ ...member(100, '192.0.2.12', 1), pad: 'x'.repeat(5000) }));
+    fs.writeFileSync(path.join(d, 'mis.json'), JSON.stringify(member(200, '192.0.2.12', 1)));
+    fs.writeFileSync(path.join(d, '.tmp.json'), '{'); // a writer's temp file: not an entry yet
+    const { members, problems } = await new FileRegistry(dir).list();
+    expect(members).toEqual([]);
+    expect(problems.map((p) => `${p.where}: ${p.reason}`).sort()).toEqual([
+      'vni-100/big.json: larger than 4096 bytes', 'vni-100/mis.json: vni 200 filed under vni-100', 'vni-100/z.json: not a regular file']);
+  });
+});
