@@ -39,11 +39,16 @@ export interface ReconcileReport {
 
 const MAX_LOGGED_CHANGES = 20;
 
+/** Runs that coincide merge into one; a full resync must not be downgraded to an event run. */
+const RANK: Record<Trigger, number> = { manual: 0, event: 1, grace: 2, resync: 3, start: 4 };
+const stronger = (a: Trigger | undefined, b: Trigger): Trigger => (a !== undefined && RANK[a] >= RANK[b] ? a : b);
+
 export class Agent {
   private current?: Promise<void>;
   private again?: Trigger;
   private resyncTimer?: NodeJS.Timeout;
   private debounceTimer?: NodeJS.Timeout;
+  private pending?: Trigger;
   private graceTimer?: NodeJS.Timeout;
   private stopWatch?: () => void;
   private stopped = false;
@@ -81,17 +86,21 @@ export class Agent {
    * steady stream of events cannot starve reconciliation: latency ≤ debounce.
    */
   kick(trigger: Trigger, delay = this.o.debounceMs): void {
-    if (this.stopped || this.debounceTimer) return;
+    if (this.stopped) return;
+    this.pending = stronger(this.pending, trigger);
+    if (this.debounceTimer) return;
     this.debounceTimer = setTimeout(() => {
+      const t = this.pending ?? trigger;
       this.debounceTimer = undefined;
-      void this.reconcile(trigger);
+      this.pending = undefined;
+      void this.reconcile(t);
     }, delay);
   }
 
   /** Runs now, or once more after the run in progress; resolves when that is done. */
   reconcile(trigger: Trigger = 'manual'): Promise<void> {
     if (this.current) {
-      this.again = trigger;
+      this.again = stronger(this.again, trigger);
       return this.current;
     }
     this.current = (async () => {

@@ -80,6 +80,7 @@ export class FakeSource implements MembershipSource {
   problems: MemberProblem[] = [];
   fail?: Error;
   listed = 0;
+  resyncs = 0;
   private listeners: (() => void)[] = [];
 
   async list(): Promise<{ members: Member[]; problems: MemberProblem[] }> {
@@ -92,6 +93,8 @@ export class FakeSource implements MembershipSource {
     this.listeners.push(onChange);
     return () => { this.listeners = this.listeners.filter((l) => l !== onChange); };
   }
+
+  resync(): void { this.resyncs++; }
 
   set(members: Member[]): void {
     this.members = members;

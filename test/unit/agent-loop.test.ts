@@ -63,6 +63,18 @@ describe('Agent', () => {
     }
   });
 
+  it('does not downgrade a periodic resync that coincides with an event (the source cache is dropped)', async () => {
+    const { src, agent } = setup({ debounceMs: 20 });
+    agent.kick('event');
+    agent.kick('resync');
+    agent.kick('event');
+    await sleep(60);
+    expect(agent.last?.trigger).toBe('resync');
+    expect(src.resyncs).toBe(1);
+    expect(agent.runs).toBe(1);
+    await agent.stop();
+  });
+
   it('changes nothing and reports unhealthy when the source fails', async () => {
     const { k, src, agent, metrics } = setup();
     k.addSegment(100);
