@@ -11,7 +11,20 @@ export function hostVethName(containerId: string, attachIfname: string, legIfnam
   return `pl${h.slice(0, 12)}`;
 }
 
-export const isPodlegsName = (name: string): boolean => /^pl(br|vx)\d+$|^pl[0-9a-f]{12}$/.test(name);
+/**
+ * Host side of one VLAN of a trunk leg: an 802.1Q sub-interface of the trunk's host veth
+ * `pl<12 hex>`, named `pl<first 8 of those hex>v<vid>` ("pl0123abcdv4094" is 15 characters;
+ * `<veth>.<vid>` would not fit).
+ */
+export const trunkVlanName = (trunkHostIf: string, vid: number): string => `pl${trunkHostIf.slice(2, 10)}v${vid}`;
+
+/** A name for capability probes (never left behind: a probe creates nothing, or removes it at once). */
+export const probeName = (): string => `plpr${createHash('sha256').update(`${process.pid}:${Date.now()}:${Math.random()}`).digest('hex').slice(0, 8)}`;
+
+export const isProbeName = (name: string): boolean => /^plpr[0-9a-f]{8}p?$/.test(name);
+
+export const isPodlegsName = (name: string): boolean =>
+  /^pl(br|vx)\d+$|^pl[0-9a-f]{12}$|^pl[0-9a-f]{8}v\d{1,4}$|^plpr[0-9a-f]{8}p?$/.test(name);
 export const vniOfSegmentName = (name: string): number | undefined => {
   const m = /^pl(?:br|vx)(\d+)$/.exec(name);
   return m ? Number(m[1]) : undefined;

@@ -13,6 +13,24 @@ export interface LegState {
   mac?: string;
   ips: string[];
   ipam?: IpamConf;    // set when addresses came from an IPAM plugin (needs DEL)
+  /**
+   * Set for a trunk leg (absent: an access leg). `network` is then the trunk network, `hostIf`
+   * the host side of the trunk veth, and `vni` the native network's VNI (0 without one).
+   */
+  trunk?: TrunkLegState;
+}
+
+export interface TrunkVlanState {
+  vid: number;
+  network: string;
+  vni: number;
+  hostIf: string;     // the 802.1Q sub-interface of the trunk veth, port of plbr<vni>
+  mtu: number;
+}
+
+export interface TrunkLegState {
+  vlans: TrunkVlanState[];
+  native?: { network: string; vni: number };
 }
 
 export interface AttachmentState {

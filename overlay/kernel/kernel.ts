@@ -26,6 +26,15 @@ const INFO = { KIND: 1, DATA: 2 } as const;
 const VETH_INFO_PEER = 1;
 const VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
 const BR = { MCAST_SNOOPING: 23 } as const;
+// Trunk legs: 802.1Q sub-interfaces (IFLA_LINK = parent, IFLA_VLAN_*) and a tc ingress filter.
+const VLAN = { ID: 1, PROTOCOL: 5 } as const;
+const ETH_P_ALL = 0x0003;
+const TC_H_CLSACT = 0xfffffff1;
+const TC_H_CLSACT_HANDLE = 0xffff0000;
+const TC_H_CLSACT_INGRESS = 0xfffffff2; // TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)
+const TCA_BPF = { OPS_LEN: 4, OPS: 5, FLAGS: 8 } as const;
+const TCA_BPF_FLAG_ACT_DIRECT = 1;
+const u16le = (v: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
 
 export interface VxlanInfo { vni: number; local?: string; port: number; underlayIndex?: number }
 export interface LinkInfo {
@@ -37,14 +46,17 @@ export interface LinkInfo {
   up: boolean;
   master?: number;
   vxlan?: VxlanInfo;
+  parent?: number;    // IFLA_LINK: the lower device of a VLAN sub-interface
+  vlan?: { id: number; protocol: number };
 }
+/** One classic BPF instruction (struct sock_filter). */
+export interface BpfInsn { code: number; jt: number; jf: number; k: number }
 export interface AddressInfo { index: number; address: string; prefixLen: number; family: 4 | 6 }
 export interface RouteInfo { dst?: string; dstLen: number; gateway?: string; oif?: number; prefsrc?: string }
 export interface FdbEntry { mac: string; dst: string }
 /** One change to a VXLAN device's forwarding database (all-zero MAC = flood entry). */
 export interface FdbChange { op: 'add' | 'del'; vxlanIndex: number; mac: string; dst: string }
 export interface FdbFailure { change: FdbChange; error: KernelError }
-
 
 export const ZERO_MAC = '00:00:00:00:00:00';
 const macToString = (b?: Buffer): string =>
@@ -110,12 +122,13 @@ export class Kernel {
     }
   }
 
-  private async newLink(op: string, name: string, linkinfo: Nla[], extra: { mtu?: number; mac?: string } = {}): Promise<LinkInfo> {
+  private async newLink(op: string, name: string, linkinfo: Nla[], extra: { mtu?: number; mac?: string; link?: number } = {}): Promise<LinkInfo> {
     await this.call(op, () =>
       this.sock.newLink({}, {
         ifname: name,
         ...(extra.mtu ? { mtu: extra.mtu } : {}),
         ...(extra.mac ? { address: macToBuffer(extra.mac) } : {}),
+        ...(extra.link ? { link: u32(extra.link) } : {}),
         linkinfo: encode(linkinfo),
       }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
     const link = await this.linkByName(name);
@@ -166,6 +179,92 @@ export class Kernel {
     } finally {
       fs.closeSync(fd);
     }
+  }
+
+  /** An 802.1Q sub-interface of parentIndex for VLAN vid (created down). */
+  createVlan(name: string, parentIndex: number, vid: number, opts: { mtu?: number } = {}): Promise<LinkInfo> {
+    return this.newLink(`create vlan ${name}`, name, [
+      { type: INFO.KIND, value: str('vlan') },
+      { type: INFO.DATA, value: [{ type: VLAN.ID, value: u16le(vid) }] },
+    ], { mtu: opts.mtu, link: parentIndex });
+  }
+
+  /**
+   * Whether the kernel can create links of this kind, without creating one: the request leaves
+   * out the kind's mandatory attributes (a VLAN's lower device), so a known kind refuses it
+   * (EINVAL) while an unknown one, whose module is missing and cannot be loaded, answers
+   * EOPNOTSUPP "Unknown device type". `probeName` must not exist.
+   */
+  async hasLinkKind(kind: string, probeName: string): Promise<boolean> {
+    try {
+      await this.call(`probe link kind ${kind}`, () => this.sock.newLink({}, {
+        ifname: probeName, linkinfo: encode([{ type: INFO.KIND, value: str(kind) }]),
+      }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+      await this.deleteLinkByName(probeName); // a kind with no mandatory attribute: it exists
+      return true;
+    } catch (e) {
+      if (e instanceof KernelError && e.is('EOPNOTSUPP')) return false;
+      if (e instanceof KernelError && e.is('EPERM', 'EACCES')) throw e;
+      return true;
+    }
+  }
+
+  // ---- tc (trunk legs: a classic BPF verdict on the host side's ingress) ----
+
+  /** A clsact qdisc on the link (EEXIST is fine): the hook ingress filters attach to. */
+  async addClsact(index: number): Promise<void> {
+    try {
+      await this.call(`add clsact qdisc on #${index}`, () => this.sock.newQdisc(
+        { ifindex: index, handle: TC_H_CLSACT_HANDLE, parent: TC_H_CLSACT }, { kind: 'clsact' },
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+    } catch (e) {
+      if (!isExists(e)) throw e;
+    }
+  }
+
+  /** Attaches a classic BPF program in direct-action mode to the link's ingress (all protocols). */
+  async addIngressBpf(index: number, prog: BpfInsn[], pref = 1): Promise<void> {
+    const ops = Buffer.alloc(prog.length * 8);
+    prog.forEach((i, n) => {
+      ops.writeUInt16LE(i.code, n * 8);
+      ops.writeUInt8(i.jt, n * 8 + 2);
+      ops.writeUInt8(i.jf, n * 8 + 3);
+      ops.writeUInt32LE(i.k >>> 0, n * 8 + 4);
+    });
+    const info = ((pref << 16) | ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >> 8)) >>> 0; // prio, htons(protocol)
+    await this.call(`add bpf ingress filter on #${index}`, () => this.sock.newTrafficFilter(
+      { ifindex: index, parent: TC_H_CLSACT_INGRESS, handle: 1, info },
+      { kind: 'bpf', options: encode([
+        { type: TCA_BPF.OPS_LEN, value: u16le(prog.length) },
+        { type: TCA_BPF.OPS, value: ops },
+        { type: TCA_BPF.FLAGS, value: u32(TCA_BPF_FLAG_ACT_DIRECT) },
+      ]) },
+      { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+  }
+
+  /** The classic BPF filters on the link's ingress; [] when there is no clsact qdisc. */
+  async ingressBpf(index: number): Promise<{ pref: number; directAction: boolean; prog: BpfInsn[] }[]> {
+    let msgs;
+    try {
+      msgs = await this.call(`dump ingress filters of #${index}`, () => this.sock.getTrafficFilters({ ifindex: index, parent: TC_H_CLSACT_INGRESS }));
+    } catch (e) {
+      if (e instanceof KernelError && e.is('EINVAL', 'ENOENT', 'EOPNOTSUPP')) return [];
+      throw e;
+    }
+    const out: { pref: number; directAction: boolean; prog: BpfInsn[] }[] = [];
+    for (const m of msgs) {
+      if (m.attrs.kind !== 'bpf' || !m.attrs.options) continue;
+      const o = decode(m.attrs.options);
+      const ops = o.get(TCA_BPF.OPS);
+      if (!ops) continue;
+      const prog: BpfInsn[] = [];
+      for (let off = 0; off + 8 <= ops.length; off += 8) {
+        prog.push({ code: ops.readUInt16LE(off), jt: ops.readUInt8(off + 2), jf: ops.readUInt8(off + 3), k: ops.readUInt32LE(off + 4) });
+      }
+      const flags = o.get(TCA_BPF.FLAGS)?.readUInt32LE(0) ?? 0;
+      out.push({ pref: (m.data.info ?? 0) >>> 16, directAction: (flags & TCA_BPF_FLAG_ACT_DIRECT) !== 0, prog });
+    }
+    return out;
   }
 
   async setLink(index: number, change: { up?: boolean; master?: number; mtu?: number; mac?: string }): Promise<void> {
@@ -368,9 +467,10 @@ function neighMessage(c: FdbChange, seq: number, ack: boolean): Buffer {
   return Buffer.concat([hdr, ndmsg, attrs]);
 }
 
-function parseLink(index: number, attrs: { ifname?: string; mtu?: number; address?: Buffer; master?: number; linkinfo?: Buffer }, up: boolean): LinkInfo {
+function parseLink(index: number, attrs: { ifname?: string; mtu?: number; address?: Buffer; master?: number; linkinfo?: Buffer; link?: Buffer }, up: boolean): LinkInfo {
   const link: LinkInfo = { index, name: attrs.ifname ?? '', mtu: attrs.mtu ?? 0, mac: macToString(attrs.address), up };
   if (attrs.master) link.master = attrs.master;
+  if (attrs.link && attrs.link.length >= 4 && attrs.link.readUInt32LE(0)) link.parent = attrs.link.readUInt32LE(0);
   if (attrs.linkinfo) {
     const info = decode(attrs.linkinfo);
     const kind = info.get(INFO.KIND);
@@ -385,6 +485,10 @@ function parseLink(index: number, attrs: { ifname?: string; mtu?: number; addres
         ...(local ? { local: ipFromBuffer(local) } : {}),
         ...(d.get(VXLAN.LINK) ? { underlayIndex: d.get(VXLAN.LINK)!.readUInt32LE(0) } : {}),
       };
+    }
+    if (link.kind === 'vlan' && data) {
+      const d = decode(data);
+      link.vlan = { id: d.get(VLAN.ID)?.readUInt16LE(0) ?? 0, protocol: d.get(VLAN.PROTOCOL)?.readUInt16BE(0) ?? 0 };
     }
   }
   return link;

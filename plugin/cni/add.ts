@@ -15,6 +15,7 @@ import { memberOwner, teardown } from './teardown';
 import { nodeUnderlay, openPod } from './common';
 import { Result, ResultIp, ResultRoute } from './versions';
 import { appendLegs } from './result';
+import { attachTrunkLeg, legVnis, planTrunkLeg, preflightTrunks } from './trunk';
 import { forgetBgpPeer, recordBgpPeer } from '../bgp/record';
 
 /** Called once every leg is up, still inside the all-or-nothing section (e.g. writing network-status). */
@@ -41,6 +42,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       if (await pod.linkByName(leg.ifname)) throw new CniError(Code.InterfaceExists, `interface ${leg.ifname} already exists in the pod's netns ${env.netns}`);
       if (await node.linkByName(leg.hostIf)) throw new CniError(Code.InterfaceExists, `host interface ${leg.hostIf} for leg ${leg.ifname} already exists; a previous attachment was not deleted`);
     }
+    await preflightTrunks(node, state.legs); // trunk legs: free names, and 8021q in the kernel
     writeState(conf.stateDir, state);
     try {
       // In Kubernetes mode membership is published through the pod's network-status instead.
@@ -48,6 +50,12 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       const ipsByLeg = new Map<string, ResultIp[]>();
       const routes: ResultRoute[] = [];
       for (const leg of state.legs) {
+        if (leg.trunk) {
+          const t = await attachTrunkLeg({ node, pod, env, conf, u, registry, leg, save: () => writeState(conf.stateDir, state) });
+          ipsByLeg.set(leg.ifname, t.ips);
+          routes.push(...t.routes);
+          continue;
+        }
         const { segment } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
         await createAccessLeg(node, env.netns, segment, leg);
         const alloc = leg.ipam ? execIpam('ADD', leg.ipam, {
@@ -89,6 +97,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
 
 function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: number): LegState[] {
   return conf.legs.map((l) => {
+    if (l.trunk) return planTrunkLeg(conf, env, l, mtuLimit);
     const net = conf.networks.get(l.network)!;
     if (net.mtu !== undefined && net.mtu > mtuLimit) {
       throw invalidConfig(`network ${net.name} asks for MTU ${net.mtu}, but the underlay allows at most ${mtuLimit} (underlay MTU - 50)`);
@@ -104,7 +113,7 @@ function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: nu
 
 /** Flood entries for the VNIs of this ADD, from what the registry knows right now. */
 async function programFlood(node: Kernel, registry: FileRegistry, vtep: string, legs: LegState[]): Promise<void> {
-  const vnis = new Set(legs.map((l) => l.vni));
+  const vnis = new Set(legs.flatMap(legVnis));
   const { members } = await registry.list(vnis);
   for (const [vni, want] of desiredFlood(members, vtep, vnis)) {
     const vx = await node.linkByName(`plvx${vni}`);

@@ -5,6 +5,7 @@ import { readState } from '../state';
 import { CmdContext } from './context';
 import { CniError, Code } from './errors';
 import { openPod } from './common';
+import { trunkLegProblems } from './trunk';
 
 export async function cmdCheck({ conf, env }: CmdContext): Promise<void> {
   const state = readState(conf.stateDir, env.containerId, env.ifname);
@@ -30,6 +31,11 @@ export async function cmdCheck({ conf, env }: CmdContext): Promise<void> {
       const prev = conf.prevResult?.interfaces?.find((i) => i.name === leg.ifname && i.sandbox === env.netns);
       if (conf.prevResult && !prev) fail(`prevResult does not list leg ${leg.ifname}`);
       if (prev?.mac && prev.mac !== leg.mac) fail(`prevResult lists MAC ${prev.mac} for leg ${leg.ifname}, the pod has ${leg.mac}`);
+      if (leg.trunk) {
+        const problems = await trunkLegProblems(node, leg, conf);
+        if (problems.length) fail(`trunk leg ${leg.ifname}: ${problems.join('; ')}`);
+        continue;
+      }
       const [host, br, vx] = await Promise.all([node.linkByName(leg.hostIf), node.linkByName(bridgeName(leg.vni)), node.linkByName(vxlanName(leg.vni))]);
       if (!br || !vx) fail(`segment of VNI ${leg.vni} (network ${leg.network}) is missing on this node`);
       if (vx!.vxlan?.vni !== leg.vni || vx!.master !== br!.index) fail(`VXLAN device ${vx!.name} is not VNI ${leg.vni} on bridge ${br!.name}`);

@@ -3,6 +3,7 @@
 import * as ipaddr from 'ipaddr.js';
 import { CniError, Code, invalidConfig } from './errors';
 import { checkVersion, CniVersion, Result, toInternal } from './versions';
+import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
 
 export const MAX_INPUT_BYTES = 1 << 20;
@@ -12,7 +13,7 @@ export const CILIUM_VXLAN_PORT = 8472;
 export interface IpamConf { type: string; [k: string]: unknown }
 export interface UnderlayConf { interface: string; vtep: string; port: number; mtu: number | 'auto' }
 export interface NetworkConf { name: string; vni: number; mtu?: number; ipam?: IpamConf }
-export interface LegConf { network: string; interface: string; ips?: string[]; mac?: string }
+export interface LegConf { network: string; interface: string; ips?: string[]; mac?: string; trunk?: boolean /* network is a trunk network */ }
 export interface RegistryConf { type: 'file' | 'kubernetes'; path: string }
 export interface LogConf { file?: string; level: string }
 export interface Attachment { containerID: string; ifname: string }
@@ -31,6 +32,8 @@ export interface PluginConf {
   log: LogConf;
   networks: Map<string, NetworkConf>;
   legs: LegConf[];
+  /** Trunk networks (entries of `networks` with a "trunk" field); `networks` holds the VNI ones. */
+  trunks?: Map<string, TrunkNetworkConf>;
   prevResult?: Result;
   validAttachments?: Attachment[];
   bgp?: PluginBgpConf;                 // node speaker's ASN for podlegs.io/bgp-peer (plugin/bgp)
@@ -138,6 +141,7 @@ function parseNetworks(v: unknown): Map<string, NetworkConf> {
   const nets = obj(v, 'networks');
   for (const [name, raw] of Object.entries(nets)) {
     if (!NETNAME_RE.test(name)) throw invalidConfig(`network name "${name.slice(0, 70)}" must be lower-case letters, digits, ".", "_" or "-" (at most 63)`);
+    if (isObj(raw) && raw.trunk !== undefined) continue; // a trunk network: parseTrunks
     out.set(name, parseNetwork(name, raw, `networks.${name}`));
   }
   checkUniqueVnis(out.values());
@@ -162,7 +166,7 @@ function parseMac(v: unknown, where: string): string {
   return s;
 }
 
-function parseLegs(v: unknown, networks: Map<string, NetworkConf>): LegConf[] {
+function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<string, TrunkNetworkConf> = new Map()): LegConf[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw invalidConfig('legs must be a list');
   if (v.length > 32) throw invalidConfig(`legs has ${v.length} entries; at most 32 legs per pod`);
@@ -173,7 +177,7 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>): LegConf[] {
     const l = obj(raw, where);
     onlyKeys(l, where, ['network', 'interface', 'ips', 'mac']);
     const network = str(l.network, `${where}.network`);
-    if (!networks.has(network)) {
+    if (!networks.has(network) && !trunks.has(network)) {
       throw invalidConfig(`${where}.network "${network.slice(0, 70)}" is not defined in networks (known: ${[...networks.keys()].join(', ') || 'none'})`);
     }
     const iface = checkLegIfname(l.interface, `${where}.interface`);
@@ -181,7 +185,7 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>): LegConf[] {
     if (seenNet.has(network)) throw invalidConfig(`${where}: network "${network}" is attached twice; one leg per network`);
     seenIf.add(iface);
     seenNet.add(network);
-    const leg: LegConf = { network, interface: iface };
+    const leg: LegConf = { network, interface: iface, ...(trunks.has(network) ? { trunk: true } : {}) };
     if (l.ips !== undefined) {
       if (!Array.isArray(l.ips) || l.ips.length === 0) throw invalidConfig(`${where}.ips must be a non-empty list of addresses with prefix length`);
       leg.ips = l.ips.map((ip, j) => parseCidr(ip, `${where}.ips[${j}]`));
@@ -293,6 +297,7 @@ export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
   if (c.type !== 'podlegs') throw invalidConfig(`type must be "podlegs", got ${JSON.stringify(c.type)}`);
   const stateDir = c.stateDir === undefined ? '/var/lib/podlegs' : absPath(c.stateDir, 'stateDir');
   const networks = parseNetworks(c.networks);
+  const trunks = parseTrunks(c.networks, networks);
   const kubernetes = c.kubernetes === undefined ? undefined : parseKubernetes(c.kubernetes);
   const mode: Mode = delegate ? 'delegate' : kubernetes && c.legs === undefined ? 'kubernetes' : 'static';
   const conf: PluginConf = {
@@ -305,14 +310,21 @@ export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
     stateDir,
     log: parseLog(c.log),
     networks,
-    legs: parseLegs(c.legs, networks),
+    legs: parseLegs(c.legs, networks, trunks),
+    ...(trunks.size ? { trunks } : {}),
   };
+  checkTrunkLegs(conf.legs, trunks);
   if (c.prevResult !== undefined) conf.prevResult = toInternal(c.prevResult, 'prevResult');
   if (c['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(c['cni.dev/valid-attachments']);
   Object.assign(conf, parsePluginBgp(c.bgp, c.args));
   for (const net of networks.values()) {
     if (net.mtu !== undefined && conf.underlay.mtu !== 'auto' && net.mtu > conf.underlay.mtu - 50) {
       throw invalidConfig(`networks.${net.name}.mtu ${net.mtu} exceeds underlay MTU ${conf.underlay.mtu} - 50 (VXLAN overhead)`);
+    }
+  }
+  for (const t of trunks.values()) {
+    if (t.mtu !== undefined && conf.underlay.mtu !== 'auto' && t.mtu > conf.underlay.mtu - 50) {
+      throw invalidConfig(`networks.${t.name}.mtu ${t.mtu} exceeds underlay MTU ${conf.underlay.mtu} - 50 (VXLAN overhead)`);
     }
   }
   return conf;

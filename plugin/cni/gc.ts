@@ -2,7 +2,7 @@
 // lists in cni.dev/valid-attachments, plus segments left without legs.
 import { Kernel } from '../../overlay/kernel/kernel';
 import { withNodeLock } from '../../overlay/node-lock';
-import { vniOfSegmentName } from '../../overlay/names';
+import { isProbeName, vniOfSegmentName } from '../../overlay/names';
 import { removeSegmentIfUnused } from '../../overlay/segment';
 import { listStates, removeState } from '../state';
 import { CmdContext } from './context';
@@ -24,6 +24,8 @@ export async function cmdGc({ conf, env, log }: CmdContext): Promise<void> {
         log.info('garbage-collected attachment', { containerId: s.containerId, ifname: s.ifname });
       }
       for (const l of await node.links()) {
+        // A trunk capability probe (STATUS) that was killed before it could delete its veth.
+        if (isProbeName(l.name) && l.kind === 'veth' && (await node.deleteLink(l.index))) { log.info('removed probe leftover', { link: l.name }); continue; }
         const vni = l.kind === 'bridge' ? vniOfSegmentName(l.name) : undefined;
         if (vni !== undefined && (await removeSegmentIfUnused(node, vni))) log.info('removed empty segment', { vni });
       }

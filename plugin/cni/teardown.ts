@@ -8,6 +8,7 @@ import { AttachmentState } from '../state';
 import { execIpam } from './ipam';
 import { CniVersion } from './versions';
 import type { Log } from '../log';
+import { teardownTrunkLeg } from './trunk';
 
 export const memberOwner = (containerId: string, attachIfname: string, legIfname: string): string =>
   `${containerId}/${attachIfname}/${legIfname}`;
@@ -23,6 +24,10 @@ export async function teardown(node: Kernel, s: AttachmentState, cniPath: string
         errors.push(`${leg.ifname}: ${what}: ${(e as Error).message}`);
       }
     };
+    if (leg.trunk) {
+      await teardownTrunkLeg(node, s, leg, registry, cniPath, step);
+      continue;
+    }
     await step('unregister', () => registry?.unregister({ vni: leg.vni, vtep: s.vtep, owner: memberOwner(s.containerId, s.ifname, leg.ifname) }));
     await step('remove veth', () => removeAccessLeg(node, leg.hostIf));
     if (leg.ipam) {

@@ -1,0 +1,167 @@
+// The CNI side of trunk legs: plan, preflight (names + kernel features), attach, undo, check.
+// add.ts, teardown.ts, check.ts and status.ts call in here for legs whose state has `trunk`.
+import { Kernel } from '../../overlay/kernel/kernel';
+import { ensureSegment, removeSegmentIfUnused } from '../../overlay/segment';
+import { configurePodSide } from '../../overlay/access-leg';
+import { createTrunkLeg, probeTrunkSupport, removeTrunkLeg, TrunkUnsupported, trunkHostProblems } from '../../overlay/trunk-leg';
+import { bridgeName, hostVethName, trunkVlanName, vxlanName } from '../../overlay/names';
+import { Underlay } from '../../overlay/underlay';
+import { FileRegistry } from '../../overlay/registry/file-registry';
+import type { LegConf, PluginConf } from './config';
+import type { CniEnv } from './env';
+import { CniError, Code, invalidConfig } from './errors';
+import { execIpam } from './ipam';
+import { CniVersion, ResultIp, ResultRoute } from './versions';
+import type { AttachmentState, LegState } from '../state';
+
+/** Registry owner of one VLAN of a trunk leg: "<container>/<attachment>/<leg>.<vid>" (native: the leg's own). */
+export const trunkMemberLeg = (legIfname: string, vid?: number): string => (vid === undefined ? legIfname : `${legIfname}.${vid}`);
+
+/** The VNIs a leg puts this node into. */
+export const legVnis = (leg: LegState): number[] =>
+  leg.trunk ? [...leg.trunk.vlans.map((v) => v.vni), ...(leg.trunk.native ? [leg.trunk.native.vni] : [])] : [leg.vni];
+
+export function planTrunkLeg(conf: PluginConf, env: CniEnv, l: LegConf, mtuLimit: number): LegState {
+  const t = conf.trunks?.get(l.network);
+  if (!t) throw invalidConfig(`leg ${l.interface}: trunk network ${l.network} is not defined`);
+  if (t.mtu !== undefined && t.mtu > mtuLimit) {
+    throw invalidConfig(`trunk network ${t.name} asks for MTU ${t.mtu}, but the underlay allows at most ${mtuLimit} (underlay MTU - 50)`);
+  }
+  const mtu = t.mtu ?? mtuLimit;
+  const hostIf = hostVethName(env.containerId, env.ifname, l.interface);
+  const net = (name: string): { vni: number; mtu?: number; ipam?: LegState['ipam'] } => {
+    const n = conf.networks.get(name);
+    if (!n) throw invalidConfig(`trunk network ${t.name} refers to network ${name}, which is not defined`);
+    if (n.mtu !== undefined && n.mtu > mtuLimit) {
+      throw invalidConfig(`network ${name} asks for MTU ${n.mtu}, but the underlay allows at most ${mtuLimit} (underlay MTU - 50)`);
+    }
+    return n;
+  };
+  const vlans = t.vlans.map((v) => {
+    const n = net(v.network);
+    return { vid: v.vid, network: v.network, vni: n.vni, hostIf: trunkVlanName(hostIf, v.vid), mtu: Math.min(n.mtu ?? mtuLimit, mtu) };
+  });
+  const nativeNet = t.nativeNetwork ? net(t.nativeNetwork) : undefined;
+  return {
+    network: t.name, vni: nativeNet?.vni ?? 0, ifname: l.interface, hostIf, mtu, ips: l.ips ?? [],
+    ...(l.mac ? { mac: l.mac } : {}),
+    ...(!l.ips && nativeNet?.ipam ? { ipam: nativeNet.ipam } : {}),
+    trunk: { vlans, ...(t.nativeNetwork && nativeNet ? { native: { network: t.nativeNetwork, vni: nativeNet.vni } } : {}) },
+  };
+}
+
+const notAvailable = (e: TrunkUnsupported): CniError =>
+  new CniError(Code.NotAvailable, e.message, 'load the missing modules (e.g. modprobe 8021q sch_ingress cls_bpf) or use a kernel built with them; access legs keep working without them');
+
+/** Kernel features for trunk legs (STATUS probes tc too, with a throw-away veth). */
+export async function requireTrunkSupport(node: Kernel, opts: { tc: boolean }): Promise<void> {
+  try {
+    await probeTrunkSupport(node, opts);
+  } catch (e) {
+    if (e instanceof TrunkUnsupported) throw notAvailable(e);
+    throw e;
+  }
+}
+
+/** Before ADD changes anything: trunk host names free, and the kernel can make VLAN devices. */
+export async function preflightTrunks(node: Kernel, legs: LegState[]): Promise<void> {
+  const trunks = legs.filter((l) => l.trunk);
+  if (trunks.length === 0) return;
+  for (const leg of trunks) {
+    for (const v of leg.trunk!.vlans) {
+      if (await node.linkByName(v.hostIf)) {
+        throw new CniError(Code.InterfaceExists, `host interface ${v.hostIf} for VLAN ${v.vid} of trunk ${leg.ifname} already exists; a previous attachment was not deleted`);
+      }
+    }
+  }
+  await requireTrunkSupport(node, { tc: false });
+}
+
+export interface AttachContext {
+  node: Kernel;
+  pod: Kernel;
+  env: CniEnv;
+  conf: PluginConf;
+  u: Underlay;
+  registry?: FileRegistry;
+  leg: LegState;
+  save: () => void;
+}
+
+/** Attaches one trunk leg (segments, veth, filter, VLAN sub-interfaces, IPs, members). */
+export async function attachTrunkLeg(c: AttachContext): Promise<{ ips: ResultIp[]; routes: ResultRoute[] }> {
+  const { node, pod, env, conf, u, leg } = c;
+  const t = leg.trunk!;
+  const vlans = [];
+  for (const v of t.vlans) vlans.push({ vid: v.vid, hostIf: v.hostIf, mtu: v.mtu, segment: (await ensureSegment(node, v.vni, u, conf.underlay.port)).segment });
+  const native = t.native ? (await ensureSegment(node, t.native.vni, u, conf.underlay.port)).segment : undefined;
+  try {
+    await createTrunkLeg(node, env.netns, { ifname: leg.ifname, hostIf: leg.hostIf, mtu: leg.mtu, mac: leg.mac, vlans, native });
+  } catch (e) {
+    if (e instanceof TrunkUnsupported) throw notAvailable(e);
+    throw e;
+  }
+  const alloc = leg.ipam && t.native ? execIpam('ADD', leg.ipam, {
+    cniVersion: conf.cniVersion, network: t.native.network, containerId: env.containerId,
+    netns: env.netns, ifname: leg.ifname, cniPath: env.path,
+  }) : undefined;
+  if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);
+  const routes = alloc?.routes ?? [];
+  if (routes.some((r) => /^(0\.0\.0\.0|::)\/0$/.test(r.dst))) {
+    throw invalidConfig(`IPAM of network ${t.native!.network} returned a default route; eth0 keeps the default route, remove it from the ipam "routes"`);
+  }
+  const link = await configurePodSide(pod, leg.ifname, leg.ips, routes);
+  leg.mac = link.mac;
+  c.save();
+  const owner = (vid?: number): string => `${env.containerId}/${env.ifname}/${trunkMemberLeg(leg.ifname, vid)}`;
+  for (const v of t.vlans) c.registry?.register({ vni: v.vni, vtep: u.vtep, mac: link.mac, owner: owner(v.vid), network: v.network });
+  if (t.native) c.registry?.register({ vni: t.native.vni, vtep: u.vtep, mac: link.mac, owner: owner(), network: t.native.network });
+  const ips = (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip);
+  return { ips, routes };
+}
+
+/** Undoes a trunk leg from its state; every step runs and reports, none stops the others. */
+export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: LegState, registry: FileRegistry | undefined, cniPath: string[],
+  step: (what: string, fn: () => unknown) => Promise<void>): Promise<void> {
+  const t = leg.trunk!;
+  const owner = (vid?: number): string => `${s.containerId}/${s.ifname}/${trunkMemberLeg(leg.ifname, vid)}`;
+  for (const v of t.vlans) await step(`unregister VLAN ${v.vid}`, () => registry?.unregister({ vni: v.vni, vtep: s.vtep, owner: owner(v.vid) }));
+  if (t.native) await step('unregister native', () => registry?.unregister({ vni: t.native!.vni, vtep: s.vtep, owner: owner() }));
+  await step('remove trunk veth', () => removeTrunkLeg(node, leg.hostIf, t.vlans.map((v) => v.hostIf)));
+  if (leg.ipam && t.native) {
+    const ipam = leg.ipam;
+    await step('release addresses', () => execIpam('DEL', ipam, {
+      cniVersion: s.cniVersion as CniVersion, network: t.native!.network, containerId: s.containerId,
+      netns: s.netns, ifname: leg.ifname, cniPath,
+    }));
+  }
+  for (const vni of legVnis(leg)) await step(`remove segment ${vni}`, () => removeSegmentIfUnused(node, vni));
+}
+
+/** CHECK of the node side of a trunk leg: segments, sub-interfaces, native port, VLAN filter. */
+export async function trunkLegProblems(node: Kernel, leg: LegState, conf?: PluginConf): Promise<string[]> {
+  const t = leg.trunk!;
+  const links = await node.links();
+  const byName = new Map(links.map((l) => [l.name, l]));
+  const out: string[] = [];
+  // The configuration CHECK is called with must still describe what ADD attached.
+  const want = conf?.trunks?.get(leg.network);
+  if (conf && !want) out.push(`the configuration no longer defines trunk network ${leg.network}`);
+  if (want) {
+    const fmt = (vs: { vid: number; network: string }[]): string => [...vs].sort((a, b) => a.vid - b.vid).map((v) => `${v.vid}:${v.network}`).join(',');
+    if (fmt(want.vlans) !== fmt(t.vlans)) out.push(`VLANs ${fmt(t.vlans)} are attached, the configuration says ${fmt(want.vlans)}`);
+    if ((want.nativeNetwork ?? '') !== (t.native?.network ?? '')) out.push(`native network is ${t.native?.network ?? 'none'}, the configuration says ${want.nativeNetwork ?? 'none'}`);
+  }
+  for (const { vni, network } of [...t.vlans, ...(t.native ? [t.native] : [])]) {
+    const br = byName.get(bridgeName(vni));
+    const vx = byName.get(vxlanName(vni));
+    if (!br || !vx) out.push(`segment of VNI ${vni} (network ${network}) is missing on this node`);
+    else if (vx.vxlan?.vni !== vni || vx.master !== br.index) out.push(`VXLAN device ${vx.name} is not VNI ${vni} on bridge ${br.name}`);
+  }
+  out.push(...await trunkHostProblems(node, {
+    hostIf: leg.hostIf,
+    vlans: t.vlans.map((v) => ({ vid: v.vid, hostIf: v.hostIf, bridge: bridgeName(v.vni) })),
+    ...(t.native ? { nativeBridge: bridgeName(t.native.vni) } : {}),
+  }, links));
+  return out;
+}
