@@ -17,7 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BenchLab, installCleanup, sh } from './bench/lab.mjs';
 import { fmt, median, p90, table } from './bench/stats.mjs';
-import { attribute, buildMapped, newestProfile } from './bench/profile.mjs';
+import { attribute, buildMapped, bundleOf, newestProfile } from './bench/profile.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST_BIN = join(ROOT, 'dist/podlegs');
@@ -126,7 +126,7 @@ function snapshotBin(lab, bin, name = 'bin') {
 async function bench(lab, o) {
   const D = lab.dir;
   o.source = o.bin;
-  o.sourceStat = statSync(o.bin);
+  o.sourceStat = statSync(bundleOf(o.bin)); // the bundle (podlegs.js beside the loader)
   o.bin = snapshotBin(lab, o.bin);
   if (o.compare) {
     o.compareStat = statSync(o.compare);
@@ -413,10 +413,10 @@ async function measureProfile(lab, pl3, o) {
   const built = buildMapped(ROOT, dir);
   if (built.error) return { error: built.error };
   const profDir = join(dir, 'cpu');
-  await pl3.once({ argvAdd: [process.execPath, '--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250', built.bundle] });
+  await pl3.once({ argvAdd: [process.execPath, '--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250', built.exe] });
   const file = newestProfile(profDir);
   if (!file) return { error: 'node wrote no profile' };
-  return { ...attribute(file, built.bundle, built.map, ROOT), identical: readFileSync(built.bundle).equals(readFileSync(o.bin)) };
+  return { ...attribute(file, built.bundle, built.map, ROOT), identical: readFileSync(built.bundle).equals(readFileSync(bundleOf(o.bin))) };
 }
 
 // ---- report ----

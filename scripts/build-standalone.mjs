@@ -20,9 +20,10 @@ const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ['ignore'
 const [major] = process.versions.node.split('.').map(Number);
 if (major < 20) throw new Error(`single executable applications need Node.js 20 or newer (this is ${process.version})`);
 
-// 1. The bundle, with the natives copied beside it (= beside the executable).
+// 1. The bundle itself (not the dist/podlegs loader: the blob has its own code cache,
+//    sea-config.json useCodeCache), with the natives copied beside it (= beside the executable).
 rmSync(out, { recursive: true, force: true });
-run(process.execPath, [join(root, 'scripts/build.mjs'), '--out', join(root, sea.main)]);
+run(process.execPath, [join(root, 'scripts/build.mjs'), '--bundle-only', '--out', join(root, sea.main)]);
 
 // 2. The preparation blob.
 run(process.execPath, ['--experimental-sea-config', join(root, 'sea-config.json')]);

@@ -1,21 +1,28 @@
 // CPU profile of one plugin run, attributed to the bundled packages.
 //
-// To know which source module a minified function of dist/podlegs comes from we need a
-// source map. dist/podlegs has none, so we rebuild the bundle with `scripts/build.mjs
+// To know which source module a minified function of dist/podlegs.js comes from we need a
+// source map. dist/ has none, so we rebuild the bundle with `scripts/build.mjs
 // --sourcemap` (same options, bytes unchanged, map beside it) into a temp dir (the caller
 // checks and says whether it is byte-identical to the measured bundle) and profile that
 // copy with `node --cpu-prof`.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 
-/** Builds outDir/podlegs + podlegs.map + natives. Returns { bundle, map } or { error }. */
+/**
+ * Builds outDir/podlegs (the loader) + podlegs.js (the bundle) + podlegs.js.map + code cache +
+ * natives. Returns { exe, bundle, map } or { error }.
+ */
 export function buildMapped(root, outDir) {
-  const bundle = join(outDir, 'podlegs');
-  const r = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), '--out', bundle, '--sourcemap'], { cwd: root, encoding: 'utf8' });
+  const exe = join(outDir, 'podlegs');
+  const r = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), '--out', exe, '--sourcemap'], { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) return { error: `scripts/build.mjs --sourcemap failed: ${(r.stderr || r.stdout || String(r.error)).trim().split('\n')[0]}` };
-  return { bundle, map: `${bundle}.map` };
+  const bundle = bundleOf(exe);
+  return { exe, bundle, map: `${bundle}.map` };
 }
+
+/** The bundle an executable runs: podlegs.js beside the loader, or the executable itself (older builds). */
+export const bundleOf = (exe) => (existsSync(`${exe}.js`) ? `${exe}.js` : exe);
 
 // ---- source map lookup (VLQ) ----
 
@@ -96,7 +103,7 @@ function dependencyGroups(root) {
 }
 
 const LABEL = {
-  compile: 'compile the bundle (V8 parse, wrapSafe)',
+  compile: 'compile the bundle (V8 parse or code cache, wrapSafe / vm.Script)',
   lazy: 'esbuild require/import helpers (lazy compile of each module on first use)',
   toplevel: 'bundle top level (hoisted ESM module bodies, lazy compiles they trigger)',
   node: 'Node.js bootstrap and internals',
@@ -118,7 +125,8 @@ export function attribute(profileFile, bundleFile, mapFile, root) {
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const url = `file://${bundleFile}`;
   const memo = new Map();
-  const isBundle = (n) => n.callFrame.url === url || n.callFrame.url === bundleFile;
+  // The loader names its script after the bundle's file name alone (see scripts/loader.js).
+  const isBundle = (n) => n.callFrame.url === url || n.callFrame.url === bundleFile || n.callFrame.url === basename(bundleFile);
   const own = (n) => {
     const f = n.callFrame;
     if (isBundle(n)) {
@@ -128,7 +136,7 @@ export function attribute(profileFile, bundleFile, mapFile, root) {
       if (m) return `pkg:${groups.get(m[1]) ?? m[1]}`;
       return 'pkg:podlegs (plugin/, overlay/)';
     }
-    if (f.url.startsWith('node:') && f.functionName === 'wrapSafe') return 'compile';
+    if ((f.url.startsWith('node:') && f.functionName === 'wrapSafe') || (f.url === 'node:vm' && f.functionName === 'Script')) return 'compile';
     return undefined;
   };
   const groupOf = (id) => {

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+'use strict';
+// dist/podlegs: starts the bundle beside it (podlegs.js) with the V8 code cache made for it at
+// build time (podlegs.jsc), so that a CNI call neither compiles the 0.5 MB bundle nor, for the
+// functions the build's training runs executed, compiles them lazily on first call.
+// Copied to dist/ by scripts/build.mjs, which fills in the two file names below. Plain
+// CommonJS on purpose (no bundling, no TypeScript): it is the only code node compiles itself.
+//
+// The bundle runs as a CommonJS module of its own path: require resolves from it and
+// __filename/__dirname are its, so the natives beside it (netlink.node, podlegs_netns.node)
+// and podlegs-kubeauth.js load as before. The cache is used only when its header names this
+// exact bundle (the build id in the bundle's first line) and this node; V8 may still reject it
+// (other V8 flags, e.g. NODE_OPTIONS): then the bundle is compiled without it, just slower.
+//
+//   PODLEGS_CODE_CACHE_WRITE=FILE   read the cache from FILE (when there) instead, and at exit
+//                                   write one with every function compiled so far (the build's
+//                                   training runs; runs may be chained, the cache accumulates)
+//   PODLEGS_CODE_CACHE_DEBUG=1      say on stderr whether the cache was used
+const fs = require('fs');
+const path = require('path');
+const vm = require('vm');
+const Module = require('module');
+
+const BUNDLE = 'podlegs.js';
+const CACHE = 'podlegs.jsc';
+const MAGIC = 'podlegs-code-cache 1';
+
+const file = path.join(__dirname, BUNDLE);
+let body;
+try {
+  body = fs.readFileSync(file, 'utf8');
+} catch (e) {
+  const msg = `podlegs: cannot read the bundle ${file} (copy it beside ${__filename}): ${e.message}`;
+  if (process.env.CNI_COMMAND) process.stdout.write(`${JSON.stringify({ cniVersion: '1.0.0', code: 5, msg })}\n`);
+  else process.stderr.write(`${msg}\n`);
+  process.exit(1);
+}
+
+// First line of the bundle: "//podlegs-bundle <id>". A cache header: MAGIC, id, node version
+// and arch, then a newline and V8's data.
+const id = body.startsWith('//podlegs-bundle ') ? body.slice(17, body.indexOf('\n')) : '';
+const key = `${MAGIC} ${id} ${process.version} ${process.arch}\n`;
+const writeTo = process.env.PODLEGS_CODE_CACHE_WRITE;
+const debug = process.env.PODLEGS_CODE_CACHE_DEBUG === '1';
+const cacheFile = writeTo || path.join(__dirname, CACHE);
+let cachedData;
+let status = 'none';
+if (id) {
+  try {
+    const buf = fs.readFileSync(cacheFile);
+    if (buf.length > key.length && buf.toString('latin1', 0, key.length) === key) cachedData = buf.subarray(key.length);
+    else status = 'stale (other bundle or node)';
+  } catch {
+    status = 'missing';
+  }
+}
+
+// Same wrapper as Node's CommonJS loader; on the bundle's first line, which is a comment, so
+// line and column numbers in stack traces and profiles are the bundle's own. The script is
+// named BUNDLE, not its path: V8 (node 20) keeps the name the script had when the cache was
+// made (the build's staging directory), so stack traces would name a path that never
+// existed here; this way they say podlegs.js:LINE:COLUMN, with or without the cache.
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${body}\n})`, {
+  filename: BUNDLE,
+  cachedData,
+});
+if (cachedData) status = script.cachedDataRejected ? 'rejected by V8' : 'used';
+if (debug) process.stderr.write(`podlegs: code cache ${cacheFile}: ${status}\n`);
+
+if (writeTo) {
+  process.on('exit', () => {
+    const tmp = `${writeTo}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, Buffer.concat([Buffer.from(key, 'latin1'), script.createCachedData()]));
+    fs.renameSync(tmp, writeTo);
+  });
+}
+
+const mod = new Module(file, module);
+mod.filename = file;
+mod.paths = Module._nodeModulePaths(__dirname);
+script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, __dirname);
