@@ -69,7 +69,8 @@ describe('podlegs agent in a 4-node lab', () => {
   const macEntries = async (i: number, vni: number): Promise<Record<string, string>> => {
     const r = await sh(i, `bridge -j fdb show dev plvx${vni}`);
     const e = JSON.parse(r.stdout || '[]') as FdbJson[];
-    return Object.fromEntries(e.filter((x) => x.mac !== ZERO && x.dst).map((x) => [x.mac, x.dst as string]));
+    // Sorted by MAC: the kernel's order is not the order of addition.
+    return Object.fromEntries(e.filter((x) => x.mac !== ZERO && x.dst).map((x) => [x.mac, x.dst as string]).sort());
   };
 
   beforeAll(async () => {
