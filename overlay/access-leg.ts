@@ -7,9 +7,7 @@ export interface LegSpec { ifname: string; hostIf: string; mtu: number; mac?: st
 
 /** Creates the pair with the pod side already in the pod's netns, and plugs the host side in. */
 export async function createAccessLeg(node: Kernel, podNetns: string, seg: Segment, leg: LegSpec): Promise<LinkInfo> {
-  const host = await node.createVeth(leg.hostIf, leg.ifname, podNetns, { mtu: leg.mtu, peerMac: leg.mac });
-  await node.setLink(host.index, { master: seg.bridge.index, up: true });
-  return host;
+  return node.createVeth(leg.hostIf, leg.ifname, podNetns, { mtu: leg.mtu, peerMac: leg.mac, master: seg.bridge.index, up: true });
 }
 
 /** Addresses and routes inside the pod, then the link goes up; returns the pod-side link. */
@@ -19,7 +17,7 @@ export async function configurePodSide(pod: Kernel, ifname: string, ips: string[
   for (const ip of ips) await pod.addAddress(link.index, ip);
   await pod.setLink(link.index, { up: true });
   for (const r of routes) await pod.addRoute(r.dst, { gateway: r.gw, oif: link.index });
-  return (await pod.linkByName(ifname)) ?? link;
+  return { ...link, up: true };
 }
 
 /** Deleting the host side takes the pod side with it; false when it was already gone. */

@@ -13,9 +13,9 @@ export function desiredFlood(members: Member[], localVtep: string, localVnis: It
   return out;
 }
 
-/** Makes the flood list of one VXLAN device equal to want; returns what changed. */
-export async function syncFlood(k: Kernel, vxlanIndex: number, want: Set<string>): Promise<{ added: string[]; removed: string[] }> {
-  const have = new Set((await k.fdb(vxlanIndex)).filter((e) => e.mac === ZERO_MAC).map((e) => e.dst));
+/** Makes the flood list of one VXLAN device equal to want (have: its entries now, when already dumped). */
+export async function syncFlood(k: Kernel, vxlanIndex: number, want: Set<string>, have?: Set<string>): Promise<{ added: string[]; removed: string[] }> {
+  have ??= new Set((await k.fdb(vxlanIndex)).filter((e) => e.mac === ZERO_MAC).map((e) => e.dst));
   const added = [...want].filter((d) => !have.has(d));
   const removed = [...have].filter((d) => !want.has(d));
   for (const dst of added) await k.fdbAdd(vxlanIndex, { mac: ZERO_MAC, dst });

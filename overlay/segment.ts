@@ -23,9 +23,9 @@ export async function ensureSegment(k: Kernel, vni: number, u: Underlay, port: n
       return l;
     }
   };
-  const bridge = await ensure(bridgeName(vni), () => k.createBridge(bridgeName(vni)));
+  const bridge = await ensure(bridgeName(vni), () => k.createBridge(bridgeName(vni), { up: true }));
   const vxlan = await ensure(vxlanName(vni), () =>
-    k.createVxlan(vxlanName(vni), { vni, port, local: u.vtep, underlayIndex: u.link.index, mtu: legMtuLimit(u) }));
+    k.createVxlan(vxlanName(vni), { vni, port, local: u.vtep, underlayIndex: u.link.index, mtu: legMtuLimit(u), master: bridge.index, up: true }));
   if (vxlan.master !== bridge.index) await k.setLink(vxlan.index, { master: bridge.index });
   if (!vxlan.up) await k.setLink(vxlan.index, { up: true });
   if (!bridge.up) await k.setLink(bridge.index, { up: true });

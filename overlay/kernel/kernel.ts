@@ -58,6 +58,9 @@ export interface FdbEntry { mac: string; dst: string }
 export interface FdbChange { op: 'add' | 'del'; vxlanIndex: number; mac: string; dst: string }
 export interface FdbFailure { change: FdbChange; error: KernelError }
 
+/** Set at creation, in the same request. */
+export interface LinkCreateOptions { mtu?: number; master?: number; up?: boolean }
+
 export const ZERO_MAC = '00:00:00:00:00:00';
 const macToString = (b?: Buffer): string =>
   b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : '';
@@ -122,13 +125,15 @@ export class Kernel {
     }
   }
 
-  private async newLink(op: string, name: string, linkinfo: Nla[], extra: { mtu?: number; mac?: string; link?: number } = {}): Promise<LinkInfo> {
+  /** Creates a link; master and up are set in the same request (one round trip less each). */
+  private async newLink(op: string, name: string, linkinfo: Nla[], extra: LinkCreateOptions & { mac?: string; link?: number } = {}): Promise<LinkInfo> {
     await this.call(op, () =>
-      this.sock.newLink({}, {
+      this.sock.newLink(extra.up ? { flags: { up: true }, change: { up: true } } : {}, {
         ifname: name,
         ...(extra.mtu ? { mtu: extra.mtu } : {}),
         ...(extra.mac ? { address: macToBuffer(extra.mac) } : {}),
         ...(extra.link ? { link: u32(extra.link) } : {}),
+        ...(extra.master ? { master: extra.master } : {}),
         linkinfo: encode(linkinfo),
       }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
     const link = await this.linkByName(name);
@@ -137,15 +142,15 @@ export class Kernel {
   }
 
   /** A bridge with multicast snooping off: NF segments behave like a hub for multicast. */
-  createBridge(name: string, mtu?: number): Promise<LinkInfo> {
+  createBridge(name: string, opts: LinkCreateOptions = {}): Promise<LinkInfo> {
     return this.newLink(`create bridge ${name}`, name, [
       { type: INFO.KIND, value: str('bridge') },
       { type: INFO.DATA, value: [{ type: BR.MCAST_SNOOPING, value: u8(0) }] },
-    ], { mtu });
+    ], opts);
   }
 
   /** A VXLAN device without learning: flooding and MACs are programmed explicitly. */
-  createVxlan(name: string, v: VxlanInfo & { mtu?: number }): Promise<LinkInfo> {
+  createVxlan(name: string, v: VxlanInfo & LinkCreateOptions): Promise<LinkInfo> {
     const data: Nla[] = [
       { type: VXLAN.ID, value: u32(v.vni) },
       { type: VXLAN.PORT, value: u16be(v.port) },
@@ -159,11 +164,11 @@ export class Kernel {
     return this.newLink(`create vxlan ${name}`, name, [
       { type: INFO.KIND, value: str('vxlan') },
       { type: INFO.DATA, value: data },
-    ], { mtu: v.mtu });
+    ], { mtu: v.mtu, master: v.master, up: v.up });
   }
 
   /** A veth pair: hostName here, peerName inside the netns at peerNetns. */
-  async createVeth(hostName: string, peerName: string, peerNetns: string, opts: { mtu: number; peerMac?: string }): Promise<LinkInfo> {
+  async createVeth(hostName: string, peerName: string, peerNetns: string, opts: { mtu: number; peerMac?: string; master?: number; up?: boolean }): Promise<LinkInfo> {
     const fd = fs.openSync(peerNetns, 'r');
     try {
       const peerAttrs: Nla[] = [
@@ -175,7 +180,7 @@ export class Kernel {
       return await this.newLink(`create veth ${hostName}/${peerName}`, hostName, [
         { type: INFO.KIND, value: str('veth') },
         { type: INFO.DATA, value: [{ type: VETH_INFO_PEER, value: Buffer.concat([ifinfomsg(), encode(peerAttrs)]) }] },
-      ], { mtu: opts.mtu });
+      ], { mtu: opts.mtu, master: opts.master, up: opts.up });
     } finally {
       fs.closeSync(fd);
     }

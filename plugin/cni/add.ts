@@ -1,6 +1,6 @@
 // ADD: attach every leg, or nothing. The plan is recorded before the first
 // kernel change; on any failure the recorded plan is torn down again.
-import { Kernel } from '../../overlay/kernel/kernel';
+import { Kernel, ZERO_MAC } from '../../overlay/kernel/kernel';
 import { ensureSegment } from '../../overlay/segment';
 import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
 import { FileRegistry } from '../../overlay/registry/file-registry';
@@ -38,8 +38,9 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       cniVersion: conf.cniVersion, vtep: u.vtep, registryPath: conf.registry.path, legs: planLegs(conf, env, legMtuLimit(u)),
       complete: false,
     };
+    const inPod = new Set((await pod.links()).map((l) => l.name)); // one dump: a pod has few links
     for (const leg of state.legs) {
-      if (await pod.linkByName(leg.ifname)) throw new CniError(Code.InterfaceExists, `interface ${leg.ifname} already exists in the pod's netns ${env.netns}`);
+      if (inPod.has(leg.ifname)) throw new CniError(Code.InterfaceExists, `interface ${leg.ifname} already exists in the pod's netns ${env.netns}`);
       if (await node.linkByName(leg.hostIf)) throw new CniError(Code.InterfaceExists, `host interface ${leg.hostIf} for leg ${leg.ifname} already exists; a previous attachment was not deleted`);
     }
     await preflightTrunks(node, state.legs); // trunk legs: free names, and 8021q in the kernel
@@ -49,6 +50,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       const registry = conf.registry.type === 'file' ? new FileRegistry(conf.registry.path) : undefined;
       const ipsByLeg = new Map<string, ResultIp[]>();
       const routes: ResultRoute[] = [];
+      const vxlans = new Map<number, number>(); // VNI → VXLAN device index, for the flood lists
       for (const leg of state.legs) {
         if (leg.trunk) {
           const t = await attachTrunkLeg({ node, pod, env, conf, u, registry, leg, save: () => writeState(conf.stateDir, state) });
@@ -69,12 +71,12 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         }
         const link = await configurePodSide(pod, leg.ifname, leg.ips, legRoutes);
         leg.mac = link.mac;
-        writeState(conf.stateDir, state);
+        vxlans.set(leg.vni, segment.vxlan.index);
         registry?.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
         ipsByLeg.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
         routes.push(...legRoutes);
       }
-      if (registry) await programFlood(node, registry, u.vtep, state.legs);
+      if (registry) await programFlood(node, registry, u.vtep, state.legs, vxlans);
       const result = appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: ipsByLeg.get(l.ifname) ?? [] })), routes, env.netns);
       await publish?.(result, state);
       recordBgpPeer(conf, env, state, log);
@@ -111,12 +113,14 @@ function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: nu
   });
 }
 
-/** Flood entries for the VNIs of this ADD, from what the registry knows right now. */
-async function programFlood(node: Kernel, registry: FileRegistry, vtep: string, legs: LegState[]): Promise<void> {
+/** Flood entries for the VNIs of this ADD, from what the registry knows right now (one FDB dump). */
+async function programFlood(node: Kernel, registry: FileRegistry, vtep: string, legs: LegState[], vxlans: Map<number, number>): Promise<void> {
   const vnis = new Set(legs.flatMap(legVnis));
   const { members } = await registry.list(vnis);
+  const fdb = await node.fdbAll();
   for (const [vni, want] of desiredFlood(members, vtep, vnis)) {
-    const vx = await node.linkByName(`plvx${vni}`);
-    if (vx) await syncFlood(node, vx.index, want);
+    const index = vxlans.get(vni) ?? (await node.linkByName(`plvx${vni}`))?.index;
+    if (index === undefined) continue;
+    await syncFlood(node, index, want, new Set(fdb.filter((e) => e.ifindex === index && e.mac === ZERO_MAC).map((e) => e.dst)));
   }
 }
