@@ -19,6 +19,3 @@ export async function configurePodSide(pod: Kernel, ifname: string, ips: string[
   for (const r of routes) await pod.addRoute(r.dst, { gateway: r.gw, oif: link.index });
   return { ...link, up: true };
 }
-
-/** Deleting the host side takes the pod side with it; false when it was already gone. */
-export const removeAccessLeg = (node: Kernel, hostIf: string): Promise<boolean> => node.deleteLinkByName(hostIf);

@@ -43,6 +43,23 @@ export async function localPorts(k: Kernel, seg: { bridge: LinkInfo; vxlan: Link
   return all.filter((l) => l.master === seg.bridge.index && l.index !== seg.vxlan.index);
 }
 
+/**
+ * Removes host-side links and, in the same kernel batch, the segments of vnis they leave
+ * without any other port. Names that do not exist are skipped.
+ */
+export async function removeLegsAndEmptySegments(k: Kernel, hostIfs: string[], vnis: number[]): Promise<void> {
+  const links = await k.links();
+  const doomed = new Set(links.filter((l) => hostIfs.includes(l.name)).map((l) => l.index));
+  for (const vni of new Set(vnis)) {
+    const bridge = links.find((l) => l.name === bridgeName(vni));
+    const vxlan = links.find((l) => l.name === vxlanName(vni));
+    if (bridge && links.some((l) => l.master === bridge.index && l.index !== vxlan?.index && !doomed.has(l.index))) continue;
+    if (vxlan) doomed.add(vxlan.index);
+    if (bridge) doomed.add(bridge.index);
+  }
+  await k.deleteLinks([...doomed]);
+}
+
 /** Removes the segment when no local leg is left on it; true when removed. */
 export async function removeSegmentIfUnused(k: Kernel, vni: number): Promise<boolean> {
   const links = await k.links();

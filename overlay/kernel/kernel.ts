@@ -292,6 +292,27 @@ export class Kernel {
     }
   }
 
+  /**
+   * Deletes several links in one kernel transaction: they join a fresh interface group, then
+   * the group is deleted. Unregistering devices one by one waits for RCU each time (~25 ms
+   * per link here); a group goes in one batch. Links already gone are skipped.
+   */
+  async deleteLinks(indexes: number[]): Promise<void> {
+    if (indexes.length <= 1) {
+      for (const i of indexes) await this.deleteLink(i);
+      return;
+    }
+    const group = 0x10000000 + Math.floor(Math.random() * 0x6fffffff);
+    for (const index of indexes) {
+      try {
+        await this.call(`set group of link #${index}`, () => this.sock.setLink({ index }, { group }));
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+    }
+    await this.call(`delete link group ${group}`, () => this.sock.delLink({}, { group }));
+  }
+
   async deleteLinkByName(name: string): Promise<boolean> {
     const l = await this.linkByName(name);
     return l ? this.deleteLink(l.index) : false;

@@ -1,8 +1,7 @@
 // Undoing an attachment from its recorded state: used by DEL, by GC, and by a
 // failed ADD (whose state lists what it planned). Every step tolerates "already gone".
 import { Kernel } from '../../overlay/kernel/kernel';
-import { removeAccessLeg } from '../../overlay/access-leg';
-import { removeSegmentIfUnused } from '../../overlay/segment';
+import { removeLegsAndEmptySegments } from '../../overlay/segment';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import { AttachmentState } from '../state';
 import { execIpam } from './ipam';
@@ -29,7 +28,6 @@ export async function teardown(node: Kernel, s: AttachmentState, cniPath: string
       continue;
     }
     await step('unregister', () => registry?.unregister({ vni: leg.vni, vtep: s.vtep, owner: memberOwner(s.containerId, s.ifname, leg.ifname) }));
-    await step('remove veth', () => removeAccessLeg(node, leg.hostIf));
     if (leg.ipam) {
       const ipam = leg.ipam;
       await step('release addresses', () => execIpam('DEL', ipam, {
@@ -37,7 +35,13 @@ export async function teardown(node: Kernel, s: AttachmentState, cniPath: string
         netns: s.netns, ifname: leg.ifname, cniPath,
       }));
     }
-    await step('remove segment', () => removeSegmentIfUnused(node, leg.vni));
+  }
+  // The access legs' veths and the segments they leave empty go in one kernel batch.
+  const access = s.legs.filter((l) => !l.trunk);
+  try {
+    await removeLegsAndEmptySegments(node, access.map((l) => l.hostIf), access.map((l) => l.vni));
+  } catch (e) {
+    errors.push(`remove legs and empty segments: ${(e as Error).message}`);
   }
   if (errors.length) {
     log.warn('teardown incomplete', { errors });
