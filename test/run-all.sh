@@ -10,4 +10,5 @@ bash test/leak-check.sh "$snap" --save
 npx tsc --noEmit -p .
 npm run --silent build
 npx jest --ci --runInBand --selectProjects unit kernel lab
+bash test/vm/run-trunk-suite.sh   # VLAN trunks: natively if this kernel has 8021q/clsact/cls_bpf, else in a QEMU VM
 bash test/leak-check.sh "$snap"

@@ -11,6 +11,7 @@ APT_PKGS=(
   podman runc busybox-static                           # a real CNI runtime; its containers' rootfs
   build-essential python3                              # native addon
   frr gobgpd                                           # BGP: FRR in pods/router, gobgpd as node speaker
+  qemu-system-x86 linux-image-amd64 busybox-static kmod cpio xz-utils  # trunk suite: Debian kernel in a VM (test/vm)
 )
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
