@@ -277,7 +277,7 @@ export function runBgpSyncOnce(lab: Lab, node: LabNode, config: object, args: st
  * ADD (ptp hands out a new eth0 address) and FRR starts from the new bgp-peer file.
  * Returns the new pod and the time from the new IP (ADD done) to Established at the node speaker.
  */
-export async function restartNf(b: BgpLab, p: NfPod, newName: string, asn: number, vips: string[]): Promise<{ pod: NfPod; ms: number; syncMs: number }> {
+export async function restartNf(b: BgpLab, p: NfPod, newName: string, asn: number, vips: string[], o: { frrAfterSync?: boolean } = {}): Promise<{ pod: NfPod; ms: number; syncMs: number }> {
   await delNf(b.lab, p);
   const q = await addNf(b.lab, b.node, newName, p.labels);
   const t0 = Date.now();
@@ -287,6 +287,9 @@ export async function restartNf(b: BgpLab, p: NfPod, newName: string, asn: numbe
   const configured = waitFor(`neighbor ${q.ip} configured`, async () => (await gobgpNeighbors(b.lab, b.node)).some((x) => x.address === q.ip), 30_000, 10)
     .then(() => { syncMs = Date.now() - t0; });
   configured.catch(() => undefined); // awaited below; no unhandled rejection if FRR fails first
+  // frrAfterSync: FRR starts only once bgp-sync configured the neighbor, as when the pod's
+  // containers take longer to start than bgp-sync takes to react (the usual case in a cluster)
+  if (o.frrAfterSync) await configured;
   await startPodFrr(b.lab, q, asn, vips);
   await configured;
   await waitEstablished(b.lab, b.node, q.ip, 30_000);
