@@ -25,7 +25,7 @@ export const SENTINEL = '0.0.0.0';
 export const POLICY = 'podlegs-guard';
 const OWN = /^podlegs-/;
 
-export interface GobgpStatement { name: string; neighborSet: string; prefixSet?: string; action: 'accept' | 'reject' }
+export interface GobgpStatement { name: string; neighborSet: string; prefixSet?: string; action: 'accept' | 'reject' | 'none' }
 export interface GobgpNeighbor { address: string; asn: number; established: boolean; establishedAt?: number }
 export interface GobgpAssignment { policies: string[]; defaultAction: 'accept' | 'reject' }
 

@@ -79,7 +79,7 @@ export class GobgpSpeaker implements Speaker {
         name: String(s.name),
         neighborSet: isObj(c.neighbor_set) ? String(c.neighbor_set.name) : '',
         ...(isObj(c.prefix_set) ? { prefixSet: String(c.prefix_set.name) } : {}),
-        action: ACTION[Number(a.route_action)] ?? ('none' as 'accept'),
+        action: ACTION[Number(a.route_action)] ?? 'none',
       };
     };
     const policyMap = new Map<string, GobgpStatement[]>();
