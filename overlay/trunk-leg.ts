@@ -100,14 +100,6 @@ export async function createTrunkLeg(node: Kernel, podNetns: string, t: TrunkSpe
   return host;
 }
 
-/** Deletes the host veth; its sub-interfaces and tc objects go with it. False when already gone. */
-export async function removeTrunkLeg(node: Kernel, hostIf: string, vlanIfs: string[]): Promise<boolean> {
-  const gone = await node.deleteLinkByName(hostIf);
-  // Sub-interfaces die with their lower device; these deletes only matter after manual tinkering.
-  for (const name of vlanIfs) await node.deleteLinkByName(name);
-  return gone;
-}
-
 export interface TrunkHostExpect {
   hostIf: string;
   vlans: { vid: number; hostIf: string; bridge: string }[];

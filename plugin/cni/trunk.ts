@@ -1,9 +1,9 @@
 // The CNI side of trunk legs: plan, preflight (names + kernel features), attach, undo, check.
 // add.ts, teardown.ts, check.ts and status.ts call in here for legs whose state has `trunk`.
 import { Kernel } from '../../overlay/kernel/kernel';
-import { ensureSegment, removeSegmentIfUnused } from '../../overlay/segment';
+import { ensureSegment, removeLegsAndEmptySegments } from '../../overlay/segment';
 import { configurePodSide } from '../../overlay/access-leg';
-import { createTrunkLeg, probeTrunkSupport, removeTrunkLeg, TrunkUnsupported, trunkHostProblems } from '../../overlay/trunk-leg';
+import { createTrunkLeg, probeTrunkSupport, TrunkUnsupported, trunkHostProblems } from '../../overlay/trunk-leg';
 import { bridgeName, hostVethName, trunkVlanName, vxlanName } from '../../overlay/names';
 import { Underlay } from '../../overlay/underlay';
 import { FileRegistry } from '../../overlay/registry/file-registry';
@@ -127,7 +127,6 @@ export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: Le
   const owner = (vid?: number): string => `${s.containerId}/${s.ifname}/${trunkMemberLeg(leg.ifname, vid)}`;
   for (const v of t.vlans) await step(`unregister VLAN ${v.vid}`, () => registry?.unregister({ vni: v.vni, vtep: s.vtep, owner: owner(v.vid) }));
   if (t.native) await step('unregister native', () => registry?.unregister({ vni: t.native!.vni, vtep: s.vtep, owner: owner() }));
-  await step('remove trunk veth', () => removeTrunkLeg(node, leg.hostIf, t.vlans.map((v) => v.hostIf)));
   if (leg.ipam && t.native) {
     const ipam = leg.ipam;
     await step('release addresses', () => execIpam('DEL', ipam, {
@@ -135,7 +134,10 @@ export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: Le
       netns: s.netns, ifname: leg.ifname, cniPath,
     }));
   }
-  for (const vni of legVnis(leg)) await step(`remove segment ${vni}`, () => removeSegmentIfUnused(node, vni));
+  // The veth, its VLAN devices (they would die with it anyway) and the segments they leave
+  // empty go in one kernel batch.
+  await step('remove trunk veth, VLAN devices and empty segments', () =>
+    removeLegsAndEmptySegments(node, [leg.hostIf, ...t.vlans.map((v) => v.hostIf)], legVnis(leg)));
 }
 
 /** CHECK of the node side of a trunk leg: segments, sub-interfaces, native port, VLAN filter. */
