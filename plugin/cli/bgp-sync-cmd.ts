@@ -4,6 +4,7 @@
 //   --render   print the Cilium resources for the current pods as YAML, touch nothing
 // A config that does not validate is reported and nothing is applied.
 import * as fs from 'fs';
+import { kubernetesPodClient } from '../k8s/pod-client';
 import * as os from 'os';
 import { loadConf, PluginConf } from '../cni/config';
 import { CniError } from '../cni/errors';
@@ -19,9 +20,12 @@ import { createLog, Log } from '../log';
 
 export interface BgpSyncFile { node: PluginConf; bgp: BgpSyncConf }
 
-/** Kubernetes mode registers its pod client here; until then bgp.source "kubernetes" is refused. */
-let podClientFactory: ((node: PluginConf) => PodClient) | undefined;
-export function registerPodClient(factory: (node: PluginConf) => PodClient): void { podClientFactory = factory; }
+/** Tests may swap the Kubernetes pod client; the default lists and watches this node's pods. */
+let podClientFactory = (node: PluginConf, log: Log): PodClient => {
+  if (!node.kubernetes) throw new Error('bgp.source "kubernetes" needs a "kubernetes" section (kubeconfig) in the config');
+  return kubernetesPodClient(node.kubernetes.kubeconfig, (what, e) => log.warn('kubernetes watch problem', { what, error: e.message }));
+};
+export function registerPodClient(factory: (node: PluginConf, log: Log) => PodClient): void { podClientFactory = factory; }
 
 export function loadBgpSyncConfig(file: string): BgpSyncFile {
   let raw: unknown;
@@ -44,8 +48,7 @@ export function loadBgpSyncConfig(file: string): BgpSyncFile {
 
 export function makeSource(f: BgpSyncFile, log: Log): PodSource {
   if (f.bgp.source === 'kubernetes') {
-    if (!podClientFactory) throw new Error('bgp.source "kubernetes" needs the Kubernetes pod client, which this build does not register; use "static"');
-    return new KubernetesPodSource(podClientFactory(f.node), f.bgp.nodeName);
+    return new KubernetesPodSource(podClientFactory(f.node, log), f.bgp.nodeName);
   }
   return new StaticPodSource(f.node.stateDir, (files) => log.warn('unreadable state files ignored', { files }));
 }

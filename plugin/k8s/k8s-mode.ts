@@ -6,6 +6,7 @@ import { KubeClient } from './http';
 import { loadApiTarget } from './kubeconfig';
 import { apiFailure, podRef, PodObject, resolveSelections } from './pod-legs';
 import { buildNetworkStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
+import { bgpPeerOf, eth0FromResult } from '../bgp/peer';
 
 export const BGP_PEER_ANNOTATION = 'podlegs.io/bgp-peer';
 
@@ -39,11 +40,10 @@ export async function prepareKubernetes(ctx: CmdContext, client?: KubeClient): P
   const publish: Publish = async (_result, state) => {
     if (conf.kubernetes!.multus) return; // Multus writes network-status itself
     const status = buildNetworkStatus(conf.name, conf.prevResult, state.legs.map((l) => ({ network: l.network, ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: l.ips, vni: l.vni })));
-    const def = status.find((s) => s.default);
     const annotations: Record<string, string> = { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) };
-    if (def?.gateway?.[0]) {
-      annotations[BGP_PEER_ANNOTATION] = JSON.stringify({ address: def.gateway[0], ...(conf.kubernetes!.nodeAsn ? { asn: conf.kubernetes!.nodeAsn } : {}) });
-    }
+    // The same peer as the static-mode file (plugin/bgp/record.ts): eth0's gateway and the node ASN.
+    const peer = bgpPeerOf(eth0FromResult(conf.prevResult, env.ifname), conf.bgp?.localAsn ?? conf.kubernetes!.nodeAsn);
+    if (peer) annotations[BGP_PEER_ANNOTATION] = JSON.stringify(peer);
     try {
       await api.request(podPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { annotations } } });
     } catch (e) {

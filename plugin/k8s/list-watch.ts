@@ -13,7 +13,7 @@ export interface Clock {
 }
 export const realClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), // retries alone never keep a process alive
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 

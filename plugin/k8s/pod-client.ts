@@ -1,0 +1,32 @@
+// bgp-sync's Kubernetes pod source: this node's pods through the same list+watch
+// reflector the agent uses (relist on 410, bounded backoff).
+import type { K8sPod, PodClient } from '../bgp/pods';
+import { KubeClient } from './http';
+import { loadApiTarget } from './kubeconfig';
+import { KubeObject, ListWatch } from './list-watch';
+
+type Pod = K8sPod & KubeObject;
+
+export function kubernetesPodClient(kubeconfig: string, onError?: (what: string, e: Error) => void): PodClient {
+  const listeners = new Set<() => void>();
+  let watch: Promise<ListWatch<Pod>> | undefined;
+  const start = (nodeName: string): Promise<ListWatch<Pod>> => (watch ??= (async () => {
+    const client = new KubeClient(await loadApiTarget(kubeconfig));
+    const selector = encodeURIComponent(`spec.nodeName=${nodeName}`);
+    const lw = new ListWatch<Pod>(client, `/api/v1/pods?fieldSelector=${selector}`, { onChange: () => { for (const l of listeners) l(); }, onError });
+    lw.start();
+    return lw;
+  })());
+  return {
+    async listPods(nodeName: string): Promise<K8sPod[]> {
+      const lw = await start(nodeName);
+      if (!lw.synced) throw new Error('pods of this node not listed from the Kubernetes API yet');
+      return [...lw.items.values()];
+    },
+    watchPods(nodeName: string, onChange: () => void): () => void {
+      listeners.add(onChange);
+      void start(nodeName);
+      return () => listeners.delete(onChange);
+    },
+  };
+}
