@@ -4,6 +4,7 @@
 // static mode. Other `bgp` keys belong to `podlegs bgp-sync` (one node config file serves the
 // plugin, the agent and bgp-sync); they are validated there, not here.
 import { CniError, Code, invalidConfig } from '../cni/errors';
+import { isObj } from '../cni/validate';
 import { checkLabelKey, checkLabelValue, LabelError, Labels } from './labels';
 
 export interface PluginBgpConf { localAsn?: number }
@@ -13,8 +14,6 @@ export interface PluginBgpFields { bgp?: PluginBgpConf; labels?: Labels }
 export const BGP_SYNC_KEYS = ['speaker', 'api', 'peerAsn', 'podSelector', 'allowedPrefixes', 'deniedPrefixes', 'selectors',
   'podCidrs', 'serviceCidrs', 'nodeAddresses', 'cilium', 'resyncMs', 'source', 'nodeName', 'routerId', 'gobgpBin'];
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A 4-byte ASN usable by a BGP speaker: 1..4294967294 without AS_TRANS (23456). */
 export function checkAsn(v: unknown, where: string): number {

@@ -3,8 +3,8 @@
 //   --once     one pass, print what was done, exit (with --dry-run: what would be done, nothing applied)
 //   --render   print the Cilium resources for the current pods as YAML, touch nothing
 // A config that does not validate is reported and nothing is applied.
-import * as fs from 'fs';
 import { kubernetesPodClient } from '../k8s/pod-client';
+import { readConfigObject } from './cli';
 import * as os from 'os';
 import { loadConf, PluginConf } from '../cni/config';
 import { CniError } from '../cni/errors';
@@ -28,14 +28,7 @@ let podClientFactory = (node: PluginConf, log: Log): PodClient => {
 export function registerPodClient(factory: (node: PluginConf, log: Log) => PodClient): void { podClientFactory = factory; }
 
 export function loadBgpSyncConfig(file: string): BgpSyncFile {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`config ${file}: ${(e as Error).message}`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`config ${file} must hold a JSON object`);
-  const { bgp, agent: _agent, legs: _legs, ...rest } = raw as Record<string, unknown>;
+  const { bgp, agent: _agent, legs: _legs, ...rest } = readConfigObject(file);
   let node: PluginConf;
   try {
     node = loadConf(JSON.stringify({ cniVersion: '1.1.0', name: 'podlegs', type: 'podlegs', ...rest }));

@@ -19,8 +19,8 @@ const USAGE = `usage: podlegs <command>
                              keep DIR/00-podlegs.conflist in step with Cilium's (podlegs conf help)
   version                    print the version`;
 
-/** Agent/CLI config files carry the plugin entry's fields without the CNI envelope. */
-export function loadNodeConfig(file: string): NodeConf {
+/** A node config file (agent, bgp-sync): one JSON object. */
+export function readConfigObject(file: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -28,7 +28,12 @@ export function loadNodeConfig(file: string): NodeConf {
     throw new Error(`config ${file}: ${(e as Error).message}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`config ${file} must hold a JSON object`);
-  const { agent, legs: _legs, ...rest } = raw as Record<string, unknown>;
+  return raw as Record<string, unknown>;
+}
+
+/** Agent/CLI config files carry the plugin entry's fields without the CNI envelope. */
+export function loadNodeConfig(file: string): NodeConf {
+  const { agent, legs: _legs, ...rest } = readConfigObject(file);
   const conf = loadConf(JSON.stringify({ cniVersion: '1.1.0', name: 'podlegs', type: 'podlegs', ...rest }));
   return { ...conf, agent: parseAgentConf(agent) };
 }

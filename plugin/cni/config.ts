@@ -2,6 +2,7 @@
 // on the node is touched. Every problem becomes one CNI error naming the field.
 import * as ipaddr from 'ipaddr.js';
 import { CniError, Code, invalidConfig } from './errors';
+import { absPath, int, isObj, obj, Obj, onlyKeys, str } from './validate';
 import { checkVersion, CniVersion, Result, toInternal } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
@@ -43,36 +44,6 @@ export interface PluginConf {
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'];
 const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
 const NETNAME_RE = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function obj(v: unknown, where: string): Obj {
-  if (!isObj(v)) throw invalidConfig(`${where} must be an object`);
-  return v;
-}
-function onlyKeys(o: Obj, where: string, allowed: string[]): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) {
-      throw new CniError(Code.UnsupportedField, `${where}.${k} is not a known field`, `known fields: ${allowed.join(', ')}`);
-    }
-  }
-}
-function str(v: unknown, where: string): string {
-  if (typeof v !== 'string' || v === '') throw invalidConfig(`${where} must be a non-empty string`);
-  return v;
-}
-function int(v: unknown, where: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw invalidConfig(`${where} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-function absPath(v: unknown, where: string): string {
-  const s = str(v, where);
-  if (!s.startsWith('/') || s.includes('\0')) throw invalidConfig(`${where} must be an absolute path`);
-  return s;
-}
 
 /** A leg's interface name inside the pod: a valid Linux name, never eth*. */
 export function checkLegIfname(v: unknown, where: string): string {

@@ -1,33 +1,11 @@
 // Trunk networks: {"trunk": {"vlans": [{"vid": 10, "network": "vrrp-a"}, ...], "nativeNetwork": "mgmt"}}
 // Parsed beside the VNI (access) networks; a leg naming a trunk network is the pod's trunk leg.
 import { CniError, Code, invalidConfig } from './errors';
+import { int, isObj, obj, onlyKeys, str as name } from './validate';
 import { MAX_TRUNK_VLANS } from '../../overlay/trunk-filter';
 
 export interface TrunkVlanConf { vid: number; network: string }
 export interface TrunkNetworkConf { name: string; vlans: TrunkVlanConf[]; nativeNetwork?: string; mtu?: number }
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function obj(v: unknown, where: string): Obj {
-  if (!isObj(v)) throw invalidConfig(`${where} must be an object`);
-  return v;
-}
-function onlyKeys(o: Obj, where: string, allowed: string[]): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw new CniError(Code.UnsupportedField, `${where}.${k} is not a known field`, `known fields: ${allowed.join(', ')}`);
-  }
-}
-function int(v: unknown, where: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw invalidConfig(`${where} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-function name(v: unknown, where: string): string {
-  if (typeof v !== 'string' || v === '') throw invalidConfig(`${where} must be a non-empty string`);
-  return v;
-}
 
 /** True for a `networks` entry that describes a trunk (has a "trunk" field). */
 export const isTrunkEntry = (raw: unknown): boolean => isObj(raw) && raw.trunk !== undefined;
