@@ -1,5 +1,5 @@
-// Two projects: pure unit tests (fast, any machine) and kernel tests, which
-// need root and build network namespaces; the latter run serially.
+// jest projects: unit (pure, any machine), kernel and lab (root, network namespaces, run
+// serially by test/run-all.sh), vm (inside the full-kernel VM only, see test/vm/).
 const base = {
   preset: 'ts-jest',
   testEnvironment: 'node',
