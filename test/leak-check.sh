@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# The suite's last step: nothing a test made may outlive it. Compares the root
-# namespace with the snapshot taken before the suite, and looks for lab
-# namespaces, temp dirs and peer processes left behind.
+# The suite's last step: nothing a test made may outlive it. `--save` records the machine
+# before the suite; the check then reports whatever is new: changes to the root namespace
+# (links, addresses, routes, FDB), lab namespaces, lab temp dirs, peer processes.
 set -uo pipefail
 snapshot=${1:?usage: leak-check.sh SNAPSHOT_FILE [--save]}
-root_state() {
-  { ip -br link | awk '{print "link", $1}'; ip -br addr | awk '{$2=""; print "addr", $0}'; ip route show table all | sed 's/^/route /';
-    bridge fdb show 2>/dev/null | grep -v ' permanent$' | sed 's/^/fdb /' | grep -c . | sed 's/^/fdb-count /'; } | sort
+state() {
+  ip -br link | awk '{print "link", $1}'
+  ip -br addr | awk '{$2=""; print "addr", $0}'
+  ip route show table all | sed 's/^/route /'
+  echo "fdb-count $(bridge fdb show 2>/dev/null | grep -vc ' permanent$')"
+  ip netns list | awk '$1 ~ /^pl/ {print "netns", $1}'
+  ls -d /tmp/podlegs-lab-* /tmp/podlegs-k8s-* 2>/dev/null | sed 's/^/tmpdir /'
+  pgrep -x 'keepalived|bgpd|zebra|gobgpd|iperf3|tcpdump|conmon' | sed 's/^/proc /'
+  pgrep -f '^qemu-system-x86_64 ' | sed 's/^/proc /'
+  pgrep -f 'podlegs (agent|bgp-sync)' | sed 's/^/proc /'
 }
-if [ "${2:-}" = --save ]; then root_state > "$snapshot"; exit 0; fi
-fail=0
-diff <(cat "$snapshot") <(root_state) >/dev/null || { echo "leak: the root namespace changed:"; diff "$snapshot" <(root_state); fail=1; }
-ns=$(ip netns list | awk '{print $1}' | grep -E '^pl[0-9a-z]{4,}-|^plb[a-z][0-9a-f]{4}' || true)
-[ -z "$ns" ] || { echo "leak: namespaces left: $ns"; fail=1; }
-tmp=$(ls -d /tmp/podlegs-lab-* /tmp/podlegs-k8s-* 2>/dev/null || true)
-[ -z "$tmp" ] || { echo "leak: temp dirs left: $tmp"; fail=1; }
-procs=$(pgrep -a -x 'keepalived|bgpd|zebra|gobgpd|iperf3|tcpdump|qemu-system-x86_64|conmon' || true)
-agents=$(pgrep -af 'podlegs agent|podlegs bgp-sync' | grep -v pgrep || true)
-[ -z "$procs$agents" ] || { echo "leak: processes left:"; echo "$procs$agents"; fail=1; }
-[ $fail = 0 ] && echo "leak check: nothing left behind (namespaces, links, routes, temp dirs, processes)"
-exit $fail
+if [ "${2:-}" = --save ]; then state | sort > "$snapshot"; exit 0; fi
+new=$(comm -13 "$snapshot" <(state | sort))
+gone=$(comm -23 "$snapshot" <(state | sort) | grep -Ev '^(netns|tmpdir|proc) ')
+if [ -z "$new$gone" ]; then
+  echo "leak check: nothing left behind (root namespace unchanged; no new lab namespaces, temp dirs or processes)"
+  exit 0
+fi
+echo "leak check FAILED:"
+[ -n "$new" ] && echo "$new" | sed 's/^/  left: /'
+[ -n "$gone" ] && echo "$gone" | sed 's/^/  changed (missing now): /'
+for p in $(echo "$new" | awk '$1 == "proc" {print $2}'); do ps -o pid=,args= -p "$p"; done
+exit 1
