@@ -11,7 +11,7 @@ state() {
   echo "fdb-count $(bridge fdb show 2>/dev/null | grep -vc ' permanent$')"
   ip netns list | awk '$1 ~ /^pl/ {print "netns", $1}'
   ls -d /tmp/podlegs-lab-* /tmp/podlegs-k8s-* 2>/dev/null | sed 's/^/tmpdir /'
-  pgrep -x 'keepalived|bgpd|zebra|gobgpd|iperf3|tcpdump|conmon' | sed 's/^/proc /'
+  for n in keepalived bgpd zebra gobgpd iperf3 tcpdump conmon; do pgrep -x "$n"; done | sed 's/^/proc /'
   pgrep -f '^qemu-system-x86_64 ' | sed 's/^/proc /'
   pgrep -f 'podlegs (agent|bgp-sync)' | sed 's/^/proc /'
 }
