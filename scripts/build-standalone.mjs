@@ -3,7 +3,7 @@
 // blob (node --experimental-sea-config sea-config.json), injected into a copy of
 // this node binary with postject, and the two native .node files are placed
 // beside the executable, where the bundle loads them from (createRequire on the
-// executable's directory). Output: dist/standalone/{podlegs,netlink.node,podlegs_netns.node}.
+// executable's directory). Output: dist/standalone/{podlegs,netlink.node,podlegs_netns.node,podlegs-kubeauth.js}.
 //   node scripts/build-standalone.mjs [--no-strip]
 import { execFileSync } from 'child_process';
 import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'fs';
