@@ -380,7 +380,7 @@ vrrp_instance VI_10 {
     };
     const trunkMbps: number[] = [];
     const accessMbps: number[] = [];
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < 3; i++) {
       trunkMbps.push(await iperf(tr, '10.100.0.51'));
       accessMbps.push(await iperf(ac, '10.100.0.52'));
     }
