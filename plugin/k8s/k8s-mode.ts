@@ -33,13 +33,17 @@ export async function prepareKubernetes(ctx: CmdContext, client?: KubeClient): P
   if (ref.uid && pod.metadata.uid && ref.uid !== pod.metadata.uid) {
     throw new CniError(Code.TryAgainLater, `pod ${ref.namespace}/${ref.name} in the API has UID ${pod.metadata.uid}, the runtime asked for ${ref.uid}`);
   }
-  const { networks, legs } = await resolveSelections(conf, api, pod);
+  const { networks, legs, trunks } = await resolveSelections(conf, api, pod);
   conf.networks = networks;
   conf.legs = legs;
+  if (trunks.size) conf.trunks = trunks;
 
   const publish: Publish = async (_result, state) => {
     if (conf.kubernetes!.multus) return; // Multus writes network-status itself
-    const status = buildNetworkStatus(conf.name, conf.prevResult, state.legs.map((l) => ({ network: l.network, ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: l.ips, vni: l.vni })));
+    const status = buildNetworkStatus(conf.name, conf.prevResult, state.legs.map((l) => ({
+      network: l.network, ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: l.ips, vni: l.vni,
+      ...(l.trunk ? { vlans: l.trunk.vlans.map((v) => ({ vid: v.vid, vni: v.vni })) } : {}),
+    })));
     const annotations: Record<string, string> = { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) };
     // The same peer as the static-mode file (plugin/bgp/record.ts): eth0's gateway and the node ASN.
     const peer = bgpPeerOf(eth0FromResult(conf.prevResult, env.ifname), conf.bgp?.localAsn ?? conf.kubernetes!.nodeAsn);

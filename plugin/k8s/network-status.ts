@@ -4,6 +4,8 @@ import { Result } from '../cni/versions';
 
 export const NETWORK_STATUS_ANNOTATION = 'k8s.v1.cni.cncf.io/network-status';
 export const VNI_KEY = 'podlegs.io/vni';
+/** A trunk leg's VLANs: [{ vid, vni }]; its untagged (native) network, if any, is VNI_KEY. */
+export const VLANS_KEY = 'podlegs.io/vlans';
 
 export interface NetworkStatus {
   name: string;
@@ -17,7 +19,7 @@ export interface NetworkStatus {
   [custom: string]: unknown;
 }
 
-export interface LegStatus { network: string; ifname: string; mac?: string; mtu: number; ips: string[]; vni: number }
+export interface LegStatus { network: string; ifname: string; mac?: string; mtu: number; ips: string[]; vni: number; vlans?: { vid: number; vni: number }[] }
 
 const bare = (cidr: string): string => cidr.split('/')[0];
 
@@ -41,7 +43,10 @@ export function buildNetworkStatus(defaultName: string, prev: Result | undefined
   const def = defaultEntry(defaultName, prev);
   if (def) out.push(def);
   for (const l of legs) {
-    out.push({ name: l.network, interface: l.ifname, ips: l.ips.map(bare), ...(l.mac ? { mac: l.mac } : {}), mtu: l.mtu, dns: {}, [VNI_KEY]: l.vni });
+    out.push({
+      name: l.network, interface: l.ifname, ips: l.ips.map(bare), ...(l.mac ? { mac: l.mac } : {}), mtu: l.mtu, dns: {},
+      ...(l.vni ? { [VNI_KEY]: l.vni } : {}), ...(l.vlans ? { [VLANS_KEY]: l.vlans } : {}),
+    });
   }
   return out;
 }
@@ -59,9 +64,15 @@ export function legsFromStatus(annotation: string | undefined): { network: strin
   const out: { network: string; ifname: string; mac: string; vni: number }[] = [];
   for (const e of list as NetworkStatus[]) {
     const vni = e?.[VNI_KEY];
-    if (typeof vni !== 'number') continue;
+    const vlans = e?.[VLANS_KEY];
+    if (typeof vni !== 'number' && !Array.isArray(vlans)) continue;
     if (typeof e.mac !== 'string' || typeof e.interface !== 'string') throw new Error(`${NETWORK_STATUS_ANNOTATION}: leg of ${String(e.name)} lacks mac or interface`);
-    out.push({ network: String(e.name), ifname: e.interface, mac: e.mac, vni });
+    if (typeof vni === 'number') out.push({ network: String(e.name), ifname: e.interface, mac: e.mac, vni });
+    for (const v of Array.isArray(vlans) ? vlans as unknown[] : []) {
+      const { vid, vni: vv } = (v ?? {}) as { vid?: unknown; vni?: unknown };
+      if (typeof vid !== 'number' || typeof vv !== 'number') throw new Error(`${NETWORK_STATUS_ANNOTATION}: ${VLANS_KEY} of ${String(e.name)} is malformed`);
+      out.push({ network: String(e.name), ifname: `${e.interface}.${vid}`, mac: e.mac, vni: vv });
+    }
   }
   return out;
 }

@@ -7,6 +7,7 @@ import { checkUniqueVnis, LegConf, NetworkConf, parseNetwork, PluginConf, checkL
 import { CniEnv } from '../cni/env';
 import { ApiError, KubeClient } from './http';
 import { parseSelections, NETWORKS_ANNOTATION, Selection } from './selection';
+import { checkTrunkLegs, isTrunkEntry, parseTrunkNetwork, TrunkNetworkConf } from '../cni/trunk-config';
 
 export interface PodRef { namespace: string; name: string; uid?: string }
 export interface PodObject { metadata: { name: string; namespace: string; uid?: string; annotations?: Record<string, string>; labels?: Record<string, string>; resourceVersion?: string }; spec?: { nodeName?: string } }
@@ -47,45 +48,70 @@ async function getNad(client: KubeClient, stateDir: string, ns: string, name: st
   }
 }
 
-export interface ResolvedLegs { networks: Map<string, NetworkConf>; legs: LegConf[] }
+export interface ResolvedLegs { networks: Map<string, NetworkConf>; legs: LegConf[]; trunks: Map<string, TrunkNetworkConf> }
+
+/** A NAD's podlegs config, or undefined for another type (Multus attaches those). */
+function podlegsConfig(nad: NadObject, key: string, multus: boolean): Record<string, unknown> | undefined {
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(nad.spec?.config ?? '') as Record<string, unknown>;
+  } catch {
+    throw invalidConfig(`NetworkAttachmentDefinition ${key} has no valid JSON spec.config`);
+  }
+  if (cfg.type !== 'podlegs') {
+    if (multus) return undefined;
+    throw invalidConfig(`NetworkAttachmentDefinition ${key} is of type ${JSON.stringify(cfg.type)}, not podlegs; install Multus (and set kubernetes.multus) to use other types`);
+  }
+  const { cniVersion: _v, name: _n, type: _t, ...spec } = cfg;
+  return spec;
+}
+
+/** "name" or "ns/name" of a NAD a trunk refers to; the trunk's namespace by default. */
+const refKey = (ref: string, ns: string): string => (ref.includes('/') ? ref : `${ns}/${ref}`);
 
 /** Selections → NADs → networks and legs (namespace isolation and VNI uniqueness enforced). */
 export async function resolveSelections(conf: PluginConf, client: KubeClient, pod: PodObject): Promise<ResolvedLegs> {
   const selections: Selection[] = parseSelections(pod.metadata.annotations?.[NETWORKS_ANNOTATION]);
   const k8s = conf.kubernetes!;
   const networks = new Map<string, NetworkConf>();
+  const trunks = new Map<string, TrunkNetworkConf>();
   const legs: LegConf[] = [];
   for (const [i, sel] of selections.entries()) {
     const ns = sel.namespace ?? pod.metadata.namespace;
     if (ns !== pod.metadata.namespace && !k8s.globalNamespaces.includes(ns)) {
       throw invalidConfig(`pod ${pod.metadata.namespace}/${pod.metadata.name} may not use NetworkAttachmentDefinition ${ns}/${sel.name}: only its own namespace and ${k8s.globalNamespaces.join(', ') || 'no global namespaces'} are allowed`);
     }
-    const nad = await getNad(client, conf.stateDir, ns, sel.name);
-    let cfg: Record<string, unknown>;
-    try {
-      cfg = JSON.parse(nad.spec?.config ?? '') as Record<string, unknown>;
-    } catch {
-      throw invalidConfig(`NetworkAttachmentDefinition ${ns}/${sel.name} has no valid JSON spec.config`);
-    }
-    if (cfg.type !== 'podlegs') {
-      if (k8s.multus) continue; // Multus attaches the other types itself
-      throw invalidConfig(`NetworkAttachmentDefinition ${ns}/${sel.name} is of type ${JSON.stringify(cfg.type)}, not podlegs; install Multus (and set kubernetes.multus) to use other types`);
-    }
     const key = `${ns}/${sel.name}`;
-    const { cniVersion: _v, name: _n, type: _t, ...spec } = cfg;
-    const net = parseNetwork(key, spec, `NetworkAttachmentDefinition ${key} config`);
-    if (networks.has(key)) throw invalidConfig(`network ${key} is selected twice`);
-    networks.set(key, net);
-    const leg: LegConf = { network: key, interface: checkLegIfname(sel.interface ?? `net${i + 1}`, `selection ${i} interface`) };
+    const spec = podlegsConfig(await getNad(client, conf.stateDir, ns, sel.name), key, k8s.multus);
+    if (!spec) continue;
+    if (networks.has(key) || trunks.has(key)) throw invalidConfig(`network ${key} is selected twice`);
+    if (isTrunkEntry(spec)) {
+      // A trunk NAD names other NADs (its namespace unless "ns/name") for its VLANs and native network.
+      const t = parseTrunkNetwork(key, spec, `NetworkAttachmentDefinition ${key} config`);
+      const refs = [...t.vlans.map((v) => v.network), ...(t.nativeNetwork ? [t.nativeNetwork] : [])];
+      for (const ref of refs) {
+        const rk = refKey(ref, ns);
+        const [rns, rname] = rk.split('/');
+        if (rns !== pod.metadata.namespace && !k8s.globalNamespaces.includes(rns)) throw invalidConfig(`trunk ${key} refers to ${rk}, a namespace this pod may not use`);
+        const rspec = podlegsConfig(await getNad(client, conf.stateDir, rns, rname), rk, false)!;
+        if (isTrunkEntry(rspec)) throw invalidConfig(`trunk ${key} refers to ${rk}, which is itself a trunk`);
+        networks.set(rk, parseNetwork(rk, rspec, `NetworkAttachmentDefinition ${rk} config`));
+      }
+      trunks.set(key, { ...t, vlans: t.vlans.map((v) => ({ ...v, network: refKey(v.network, ns) })), ...(t.nativeNetwork ? { nativeNetwork: refKey(t.nativeNetwork, ns) } : {}) });
+    } else {
+      networks.set(key, parseNetwork(key, spec, `NetworkAttachmentDefinition ${key} config`));
+    }
+    const leg: LegConf = { network: key, interface: checkLegIfname(sel.interface ?? `net${i + 1}`, `selection ${i} interface`), ...(trunks.has(key) ? { trunk: true } : {}) };
     if (sel.ips) leg.ips = sel.ips;
     if (sel.mac) leg.mac = sel.mac;
     legs.push(leg);
   }
   checkUniqueVnis(networks.values());
+  checkTrunkLegs(legs, trunks); // one trunk per pod, no network twice across trunk and access legs
   const seen = new Set<string>();
   for (const l of legs) {
     if (seen.has(l.interface)) throw invalidConfig(`interface ${l.interface} is requested twice`);
     seen.add(l.interface);
   }
-  return { networks, legs };
+  return { networks, legs, trunks };
 }
