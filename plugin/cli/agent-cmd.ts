@@ -12,6 +12,7 @@ import { serveHttp } from '../../overlay/agent/http';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
 import { listStates } from '../state';
+import { legVnis } from '../cni/trunk';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './cli';
 
@@ -27,7 +28,7 @@ async function membershipSource(conf: NodeConf, node: string, log: Log): Promise
 /** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */
 function busyVnis(stateDir: string): Set<number> {
   const out = new Set<number>();
-  for (const s of listStates(stateDir).states) if (!s.complete) for (const l of s.legs) out.add(l.vni);
+  for (const s of listStates(stateDir).states) if (!s.complete) for (const l of s.legs) for (const v of legVnis(l)) out.add(v);
   return out;
 }
 
