@@ -219,3 +219,16 @@ export function kubeconfigFor(server: string, token: string): string {
     contexts: [{ name: 'lab', context: { cluster: 'lab', user: 'podlegs' } }],
   });
 }
+
+/** A fake API on loopback with a kubeconfig for it in a temp dir; stop() removes both. */
+export async function loopbackFakeApi(): Promise<{ api: FakeApiServer; dir: string; kubeconfig: string; stop(): Promise<void> }> {
+  const fs = await import('fs');
+  const os = await import('os');
+  const path = await import('path');
+  const api = new FakeApiServer();
+  const port = await api.start();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podlegs-k8s-'));
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  fs.writeFileSync(kubeconfig, kubeconfigFor(`http://127.0.0.1:${port}`, api.token));
+  return { api, dir, kubeconfig, stop: async () => { await api.stop(); fs.rmSync(dir, { recursive: true, force: true }); } };
+}

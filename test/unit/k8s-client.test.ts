@@ -1,9 +1,8 @@
 // The Kubernetes client, reflector and membership source against the fake API
 // server on loopback: wire format, faults and relists.
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { FakeApiServer, kubeconfigFor, mergePatch } from '../k8s/fake-apiserver';
+import { FakeApiServer, loopbackFakeApi, mergePatch } from '../k8s/fake-apiserver';
 import { KubeClient } from '../../plugin/k8s/http';
 import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
 import { apiFailure } from '../../plugin/k8s/pod-legs';
@@ -24,17 +23,14 @@ let api: FakeApiServer;
 let client: KubeClient;
 let dir: string;
 
+let stopApi: () => Promise<void>;
 beforeEach(async () => {
-  api = new FakeApiServer();
-  const port = await api.start();
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podlegs-k8s-'));
-  fs.writeFileSync(path.join(dir, 'kubeconfig'), kubeconfigFor(`http://127.0.0.1:${port}`, api.token));
-  client = new KubeClient(readKubeconfig(path.join(dir, 'kubeconfig')));
+  const f = await loopbackFakeApi();
+  ({ api, dir } = f);
+  stopApi = f.stop;
+  client = new KubeClient(readKubeconfig(f.kubeconfig));
 });
-afterEach(async () => {
-  await api.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => stopApi());
 
 describe('KubeClient', () => {
   it('GETs and merge-PATCHes a pod, keeping other annotations', async () => {

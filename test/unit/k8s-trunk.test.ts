@@ -1,10 +1,8 @@
 // Trunk NADs in Kubernetes mode: a trunk NAD names other NADs for its VLANs;
 // resolution follows them (namespace rules included) and network-status carries
 // the VLANs so other nodes' agents flood to this node for each of them.
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { FakeApiServer, kubeconfigFor } from '../k8s/fake-apiserver';
+import { FakeApiServer, loopbackFakeApi } from '../k8s/fake-apiserver';
 import { KubeClient } from '../../plugin/k8s/http';
 import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
 import { PodObject, resolveSelections } from '../../plugin/k8s/pod-legs';
@@ -19,21 +17,18 @@ const conf = () => loadConf(JSON.stringify({ cniVersion: '1.0.0', name: 'cilium'
 const nad = (ns: string, name: string, config: object) => api.put('network-attachment-definitions', { metadata: { name, namespace: ns }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'podlegs', ...config }) } });
 const pod = (networks: unknown): PodObject => ({ metadata: { name: 'nf1', namespace: 'nf', annotations: { 'k8s.v1.cni.cncf.io/networks': JSON.stringify(networks) } }, spec: { nodeName: 'n1' } });
 
+let stopApi: () => Promise<void>;
 beforeEach(async () => {
-  api = new FakeApiServer();
-  const port = await api.start();
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podlegs-k8s-'));
-  fs.writeFileSync(path.join(dir, 'kubeconfig'), kubeconfigFor(`http://127.0.0.1:${port}`, api.token));
-  client = new KubeClient(readKubeconfig(path.join(dir, 'kubeconfig')));
+  const f = await loopbackFakeApi();
+  ({ api, dir } = f);
+  stopApi = f.stop;
+  client = new KubeClient(readKubeconfig(f.kubeconfig));
   nad('nf', 'vrrp-a', { vni: 100 });
   nad('shared', 'nf-b', { vni: 200 });
   nad('nf', 'mgmt', { vni: 300 });
   nad('nf', 'trunk', { trunk: { vlans: [{ vid: 10, network: 'vrrp-a' }, { vid: 20, network: 'shared/nf-b' }], nativeNetwork: 'mgmt' } });
 });
-afterEach(async () => {
-  await api.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => stopApi());
 
 it('resolves a trunk NAD and the NADs its VLANs name', async () => {
   const r = await resolveSelections(conf(), client, pod([{ name: 'trunk', interface: 'net1' }]));
