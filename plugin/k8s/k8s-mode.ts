@@ -4,7 +4,7 @@ import type { CmdContext } from '../cni/context';
 import type { Publish } from '../cni/add';
 import { KubeClient } from './http';
 import { loadApiTarget } from './kubeconfig';
-import { apiFailure, podRef, PodObject, resolveSelections } from './pod-legs';
+import { apiFailure, podRef, PodObject, readNodeAsn, resolveSelections } from './pod-legs';
 import { buildNetworkStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
 import { bgpPeerOf, eth0FromResult } from '../bgp/peer';
 
@@ -45,8 +45,10 @@ export async function prepareKubernetes(ctx: CmdContext, client?: KubeClient): P
       ...(l.trunk ? { vlans: l.trunk.vlans.map((v) => ({ vid: v.vid, vni: v.vni })) } : {}),
     })));
     const annotations: Record<string, string> = { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) };
-    // The same peer as the static-mode file (plugin/bgp/record.ts): eth0's gateway and the node ASN.
-    const peer = bgpPeerOf(eth0FromResult(conf.prevResult, env.ifname), conf.bgp?.localAsn ?? conf.kubernetes!.nodeAsn);
+    // The same peer as the static-mode file (plugin/bgp/record.ts): eth0's gateway and the node
+    // ASN, from the config or else the node's podlegs.io/bgp-asn label (mirrored by the agent).
+    const asn = conf.bgp?.localAsn ?? conf.kubernetes!.nodeAsn ?? readNodeAsn(conf.stateDir);
+    const peer = bgpPeerOf(eth0FromResult(conf.prevResult, env.ifname), asn);
     if (peer) annotations[BGP_PEER_ANNOTATION] = JSON.stringify(peer);
     try {
       await api.request(podPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { annotations } } });

@@ -7,7 +7,7 @@ import { KubeClient } from './http';
 import { ListWatch, KubeObject, Clock } from './list-watch';
 import { KubernetesMembership, PodLike } from './membership-source';
 import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
-import { nadCachePath } from './pod-legs';
+import { nadCachePath, NODE_ASN_LABEL, nodeAsnPath } from './pod-legs';
 import { loadApiTarget } from './kubeconfig';
 
 export interface NodeSideLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
@@ -23,7 +23,7 @@ export class KubernetesNodeSide {
     const onError = (what: string, e: Error): void => o.log.warn('kubernetes watch problem', { what, error: e.message });
     this.membership = new KubernetesMembership(client, { clock: o.clock, onError });
     this.nads = new ListWatch<NadLike>(client, '/apis/k8s.cni.cncf.io/v1/network-attachment-definitions', { clock: o.clock, onError, onChange: () => this.writeNadCache() });
-    this.membership.watch(() => void this.emitEvents());
+    this.membership.watch(() => { this.writeNodeAsn(); void this.emitEvents(); });
   }
 
   static async create(kubeconfig: string, o: { stateDir: string; nodeName: string; log: NodeSideLog; clock?: Clock }): Promise<KubernetesNodeSide> {
@@ -67,6 +67,23 @@ export class KubernetesNodeSide {
         if (!keep.has(file)) fs.rmSync(file, { force: true });
       }
     }
+  }
+
+  /** This node's `podlegs.io/bgp-asn` label, for the plugin's podlegs.io/bgp-peer annotation. */
+  private writeNodeAsn(): void {
+    const me = this.membership.nodes.items.get(this.o.nodeName);
+    if (!me) return;
+    const file = nodeAsnPath(this.o.stateDir);
+    const label = me.metadata.labels?.[NODE_ASN_LABEL];
+    const asn = label !== undefined && /^\d{1,10}$/.test(label) ? Number(label) : undefined;
+    if (asn === undefined || asn < 1 || asn > 4294967294) {
+      if (label !== undefined) this.o.log.warn('node label is not an AS number; ignored', { label: NODE_ASN_LABEL, value: label });
+      fs.rmSync(file, { force: true });
+      return;
+    }
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify({ asn }));
+    fs.renameSync(`${file}.tmp`, file);
   }
 
   /** One AddedInterface event per new leg of a pod on this node. */

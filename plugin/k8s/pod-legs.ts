@@ -33,6 +33,18 @@ export function apiFailure(e: unknown, what: string): CniError {
   return new CniError(Code.TryAgainLater, `Kubernetes API unavailable for ${what}: ${(e as Error).message}`);
 }
 
+/** The node's ASN as a node label; the agent mirrors it to nodeAsnPath for the plugin. */
+export const NODE_ASN_LABEL = 'podlegs.io/bgp-asn';
+export const nodeAsnPath = (stateDir: string): string => path.join(stateDir, 'node-asn.json');
+export function readNodeAsn(stateDir: string): number | undefined {
+  try {
+    const { asn } = JSON.parse(fs.readFileSync(nodeAsnPath(stateDir), 'utf8')) as { asn?: unknown };
+    return typeof asn === 'number' ? asn : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** NADs as the agent caches them (stateDir/nads/<ns>/<name>.json); saves an API call per network. */
 export const nadCachePath = (stateDir: string, ns: string, name: string): string => path.join(stateDir, 'nads', ns, `${name}.json`);
 

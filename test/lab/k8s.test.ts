@@ -51,7 +51,7 @@ beforeAll(async () => {
   const port = await api.start((s) => inNetns(`/var/run/netns/${lab.underlay}`, () => s.listen(6443)));
   kubeconfig = path.join(lab.dir, 'podlegs.kubeconfig');
   fs.writeFileSync(kubeconfig, kubeconfigFor(`http://${API_IP}:${port}`, api.token));
-  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name }, status: { addresses: [{ type: 'InternalIP', address: n.vtep }] } });
+  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name, labels: { 'podlegs.io/bgp-asn': `650${n.index}0` } }, status: { addresses: [{ type: 'InternalIP', address: n.vtep }] } });
   api.put('network-attachment-definitions', { metadata: { name: 'vrrp-a', namespace: 'nf' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'podlegs', vni: 100 }) } });
   api.put('network-attachment-definitions', { metadata: { name: 'secret', namespace: 'other' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'podlegs', vni: 300 }) } });
   api.put('network-attachment-definitions', { metadata: { name: 'mv', namespace: 'nf' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'macvlan', master: 'eth0' }) } });
@@ -103,6 +103,15 @@ describe('Kubernetes mode', () => {
     await waitUntil('flood n1→n2', async () => (await floodDsts(lab, lab.nodes[0], 100))?.includes(lab.nodes[1].vtep), 10_000);
     await lab.sh('ping -c 2 -W 2 10.100.0.2', { netns: pa.pod.nsName });
     expect(await floodDsts(lab, lab.nodes[2], 100)).toBeUndefined(); // n3 has no segment
+  });
+
+  it('without an ASN in the config, the BGP peer annotation takes the node label (via the agent)', async () => {
+    await waitUntil('node ASN mirrored', async () => fs.existsSync(path.join(lab.nodes[2].dir, 'state', 'node-asn.json')), 10_000);
+    const r = await addPod('pe', lab.nodes[2], 'vrrp-a@net1', { nodeAsn: undefined });
+    expect(r.code).toBe(0);
+    const peer = JSON.parse(api.get('pods', 'nf', 'pe')!.metadata.annotations['podlegs.io/bgp-peer']);
+    expect(peer).toEqual({ address: r.out.ips[0].gateway, asn: 65030 });
+    okDel(await lab.chain(r.pod, 'DEL', conflist(lab.nodes[2], { nodeAsn: undefined }), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pe' }));
   });
 
   it('events: one AddedInterface per leg, posted by the agents', async () => {
