@@ -22,7 +22,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export class KubeClient {
   calls = 0;
-  constructor(readonly target: ApiTarget) {}
+  /** reload: how to read the credentials again after a 401 (a long-running agent's token rotates). */
+  constructor(public target: ApiTarget, private readonly reload?: () => Promise<ApiTarget>) {}
 
   /** Options for a raw request (used by watches, which stream). */
   requestOptions(path: string, method: string, headers: Record<string, string> = {}): https.RequestOptions {
@@ -79,10 +80,17 @@ export class KubeClient {
   /** One request, retried (bounded, with backoff) only for network errors, 5xx and 429. */
   async request<T = unknown>(path: string, o: RequestOptions = {}): Promise<T> {
     const retries = o.retries ?? 1;
+    let reloaded = false;
     for (let attempt = 0; ; attempt++) {
       try {
         return (await this.once(path, o)) as T;
       } catch (e) {
+        if (e instanceof ApiError && e.status === 401 && this.reload && !reloaded) {
+          reloaded = true;
+          this.target = await this.reload();
+          attempt--;
+          continue;
+        }
         if (!(e instanceof ApiError) || !e.retryable || attempt >= retries) throw e;
         await sleep(100 * 2 ** attempt);
       }

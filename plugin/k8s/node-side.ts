@@ -27,7 +27,7 @@ export class KubernetesNodeSide {
   }
 
   static async create(kubeconfig: string, o: { stateDir: string; nodeName: string; log: NodeSideLog; clock?: Clock }): Promise<KubernetesNodeSide> {
-    return new KubernetesNodeSide(new KubeClient(await loadApiTarget(kubeconfig)), o);
+    return new KubernetesNodeSide(new KubeClient(await loadApiTarget(kubeconfig), () => loadApiTarget(kubeconfig)), o);
   }
 
   start(): void { this.membership.start(); this.nads.start(); }

@@ -11,7 +11,7 @@ export function kubernetesPodClient(kubeconfig: string, onError?: (what: string,
   const listeners = new Set<() => void>();
   let watch: Promise<ListWatch<Pod>> | undefined;
   const start = (nodeName: string): Promise<ListWatch<Pod>> => (watch ??= (async () => {
-    const client = new KubeClient(await loadApiTarget(kubeconfig));
+    const client = new KubeClient(await loadApiTarget(kubeconfig), () => loadApiTarget(kubeconfig));
     const selector = encodeURIComponent(`spec.nodeName=${nodeName}`);
     const lw = new ListWatch<Pod>(client, `/api/v1/pods?fieldSelector=${selector}`, { onChange: () => { for (const l of listeners) l(); }, onError });
     lw.start();

@@ -2,7 +2,7 @@
 // server on loopback: wire format, faults and relists.
 import * as fs from 'fs';
 import * as path from 'path';
-import { FakeApiServer, loopbackFakeApi, mergePatch } from '../k8s/fake-apiserver';
+import { FakeApiServer, kubeconfigFor, loopbackFakeApi, mergePatch } from '../k8s/fake-apiserver';
 import { KubeClient } from '../../plugin/k8s/http';
 import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
 import { apiFailure } from '../../plugin/k8s/pod-legs';
@@ -169,5 +169,18 @@ describe('network-status and membership', () => {
     expect((await src.list()).members).toHaveLength(1);
     expect(signals).toBeGreaterThanOrEqual(3);
     src.stop();
+  });
+});
+
+describe('credential rotation', () => {
+  it('a long-running client reads the kubeconfig again after a 401 and goes on', async () => {
+    api.put('pods', referencePod);
+    const kc = path.join(dir, 'rotating');
+    fs.writeFileSync(kc, kubeconfigFor(`${client.target.server}`, 'old-token'));
+    const rotating = new KubeClient(readKubeconfig(kc), async () => readKubeconfig(kc));
+    await expect(rotating.request('/api/v1/namespaces/default/pods/samplepod')).rejects.toMatchObject({ status: 401 });
+    fs.writeFileSync(kc, kubeconfigFor(`${client.target.server}`, api.token)); // the installer rewrote it
+    const p = await rotating.request<{ metadata: { name: string } }>('/api/v1/namespaces/default/pods/samplepod');
+    expect(p.metadata.name).toBe('samplepod');
   });
 });
