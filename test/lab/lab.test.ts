@@ -2,9 +2,9 @@
  * Exercises the lab harness with Debian's ptp plugin (the stand-in for Cilium) only.
  * Run as root: npx jest --selectProjects lab --runInBand test/lab/lab.test.ts
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Lab, LabPod, LabProcess, leakCheck, withLab } from './lab';
+import { rootSnapshot } from './nf';
 
 jest.setTimeout(180_000);
 
@@ -20,16 +20,7 @@ interface CniResult {
   routes?: { dst: string; gw?: string }[];
 }
 
-const ipJson = <T>(args: string[]): T => JSON.parse(execFileSync('ip', ['-j', ...args], { encoding: 'utf8' }) || '[]') as T;
 
-/** What the rules forbid us to change: root-namespace links, addresses and routes. */
-function rootSnapshot(): string[] {
-  const links = ipJson<IpLink[]>(['addr']).flatMap((l) =>
-    [`link ${l.ifname}`, ...(l.addr_info ?? []).map((a) => `addr ${l.ifname} ${a.local}/${a.prefixlen}`)]);
-  const routes = ipJson<IpRoute[]>(['route', 'show', 'table', 'all']).map((r) =>
-    `route ${r.table ?? 'main'} ${r.dst} ${r.gateway ?? ''} ${r.dev ?? ''}`);
-  return [...links, ...routes].sort();
-}
 
 const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
 

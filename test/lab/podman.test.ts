@@ -9,11 +9,11 @@
  * Needs root, podman, runc and busybox-static (test/setup.sh installs them) and a built
  * dist/podlegs (`npm run build`). Run: npx jest --selectProjects lab --runInBand test/lab/podman.test.ts
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CniConflist, CniPluginConf, Lab, LabNode, LabPod, LabProcess, leakCheck } from './lab';
 import { bridgePodlegsConflist, LIBCNI_CACHE, Podman } from './podman/podman';
+import { rootSnapshot } from './nf';
 
 jest.setTimeout(180_000);
 
@@ -23,22 +23,12 @@ const P_IP = '10.100.0.32'; // the plain pod's leg (n2)
 const NETWORKS = { 'vrrp-a': { vni: VNI } };
 
 interface IpLink { ifname: string; address?: string; mtu?: number; addr_info?: { family: string; local: string; prefixlen: number }[] }
-interface IpRoute { dst: string; gateway?: string; dev?: string; table?: string }
 interface FdbEntry { mac: string; dst?: string }
 interface PodmanNet { IPAddress: string; IPPrefixLen: number; Gateway: string; MacAddress: string;
   SecondaryIPAddresses?: { Addr: string; PrefixLength: number }[]; AdditionalMACAddresses?: string[] }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const ipJson = <T>(args: string[]): T => JSON.parse(execFileSync('ip', ['-j', ...args], { encoding: 'utf8' }) || '[]') as T;
 
-/** What the rules forbid us to change: root-namespace links, addresses and routes. */
-function rootSnapshot(): string[] {
-  const links = ipJson<IpLink[]>(['addr']).flatMap((l) =>
-    [`link ${l.ifname}`, ...(l.addr_info ?? []).map((a) => `addr ${l.ifname} ${a.local}/${a.prefixlen}`)]);
-  const routes = ipJson<IpRoute[]>(['route', 'show', 'table', 'all']).map((r) =>
-    `route ${r.table ?? 'main'} ${r.dst} ${r.gateway ?? ''} ${r.dev ?? ''}`);
-  return [...links, ...routes].sort();
-}
 const ls = (dir: string): string[] => { try { return readdirSync(dir).sort(); } catch { return []; } };
 const filesUnder = (dir: string): string[] => ls(dir).flatMap((n) => {
   const p = path.join(dir, n);
