@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CniConflist, CniOutcome, CniPluginConf, Lab, LabNode, LabPod, LabProcess } from './lab';
+import { CniConflist, CniOutcome, CniPluginConf, Lab, LabNode, LabPod, LabProcess, leakCheck } from './lab';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -164,7 +164,8 @@ export function rootSnapshot(): string[] {
   return [...links, ...routes].sort();
 }
 
-function filesUnder(dir: string): string[] {
+/** Every file below dir (recursively); [] when dir does not exist. */
+export function filesUnder(dir: string): string[] {
   let names: string[];
   try { names = readdirSync(dir); } catch { return []; }
   return names.flatMap((n) => {
@@ -392,4 +393,17 @@ export async function checkPodlegs(lab: Lab, p: NfPod): Promise<CniOutcome> {
   return lab.exec(p.pod.node, 'podlegs', {
     command: 'CHECK', pod: p.pod, conf: { ...entry, name: p.conf.name, cniVersion: p.conf.cniVersion, prevResult: prev },
   });
+}
+
+/** Destroys the lab, then throws if anything of it is left or the root namespace changed. */
+export async function destroyChecked(lab: Lab | undefined, root: string[]): Promise<void> {
+  const prefix = lab?.prefix;
+  try {
+    await lab?.destroy();
+  } finally {
+    const leaks = prefix ? await leakCheck(prefix) : [];
+    const now = rootSnapshot(); // nothing may be added to (or left in) the root namespace
+    const changed = [...now.filter((x) => !root.includes(x)), ...root.filter((x) => !now.includes(x)).map((x) => `missing: ${x}`)];
+    if (leaks.length || changed.length) throw new Error(`lab left things behind: ${JSON.stringify({ leaks, rootChanged: changed })}`);
+  }
 }

@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CniConflist, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
+import { filesUnder } from '../lab/nf';
 
 jest.setTimeout(300_000);
 
@@ -82,14 +83,6 @@ const sh = async (p: Pod | LabNode, cmd: string, allowFail = false): Promise<{ c
 const podlegsLinks = async (node: LabNode): Promise<string[]> =>
   (JSON.parse((await sh(node, 'ip -j link')).stdout) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith('pl')).sort();
 
-function filesUnder(dir: string): string[] {
-  let names: string[];
-  try { names = readdirSync(dir); } catch { return []; }
-  return names.flatMap((n) => {
-    const p = path.join(dir, n);
-    try { return statSync(p).isDirectory() ? filesUnder(p) : [p]; } catch { return []; }
-  });
-}
 
 /** tcpdump on one interface of a pod, for "this frame did (not) show up here". */
 async function capture(p: Pod, iface: string): Promise<LabProcess> {
