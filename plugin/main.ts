@@ -1,30 +1,17 @@
 // podlegs: one binary. With CNI_COMMAND (or any CNI_* variable) set it is the CNI plugin; without, the CLI.
+// A CNI call goes to the node agent's socket first (plugin/cni-client); only when no agent takes
+// it does it run here, in-process. dist/podlegs's loader already tried the agent and hands over
+// the stdin it read; the standalone build (no loader) tries it here.
 // The CLI is required lazily so that CNI calls never load it.
+import { serveThroughAgent } from './cni-client/client';
+import { isCniCall, readStdin, takeHandoff } from './cni-client/protocol';
 import { runCni } from './cni/run';
-
-const MAX_STDIN = (1 << 20) + 1;
-
-function readStdin(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    process.stdin.on('data', (c: Buffer) => {
-      // Keep bytes up to one past the limit (the rest is dropped), so loadConf sees the
-      // input is too large and says so, whatever the chunk boundaries were.
-      if (size < MAX_STDIN) chunks.push(c);
-      size += c.length;
-    });
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks).subarray(0, MAX_STDIN).toString()));
-    process.stdin.on('error', reject);
-  });
-}
-
-/** A runtime sets CNI_COMMAND; one that set other CNI_* variables but not it gets a CNI error, not the CLI. */
-const isCniCall = (env: NodeJS.ProcessEnv): boolean => Object.keys(env).some((k) => k.startsWith('CNI_'));
 
 async function main(): Promise<void> {
   if (isCniCall(process.env)) {
-    const out = await runCni(process.env, await readStdin());
+    const handed = takeHandoff();
+    const stdin = handed ?? await readStdin();
+    const out = (handed === undefined ? await serveThroughAgent(process.env, stdin) : undefined) ?? await runCni(process.env, stdin);
     process.stdout.write(out.stdout);
     process.exitCode = out.exitCode;
     return;

@@ -76,7 +76,7 @@ async function newLab(nodes) {
 function agentConfig(lab, node, extra) {
   return {
     underlay: { interface: 'ul0' }, registry: { type: 'file', path: lab.registryDir }, stateDir: join(node.dir, 'state'),
-    log: { file: join(node.dir, 'agent.log'), level: 'info' }, ...extra,
+    log: { file: join(node.dir, 'agent.log'), level: 'info' }, ...extra, agent: { socket: node.agentSocket, ...extra?.agent },
   };
 }
 
@@ -227,7 +227,7 @@ async function scale() {
   for (const m of members) registry.register(m);
   const writeMs = performance.now() - t;
   const conf = { ...agentConfig(lab, nBinary), registry: { type: 'file', path: regDir }, log: { file: join(nBinary.dir, 'agent.log'), level: 'debug' },
-    agent: { resyncSeconds: 3600, gracePeriodSeconds: 3600 } };
+    agent: { socket: nBinary.agentSocket, resyncSeconds: 3600, gracePeriodSeconds: 3600 } };
   const logLines = () => readFileSync(conf.log.file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
   t = performance.now();
   const proc = await startAgent(lab, nBinary, conf);

@@ -131,10 +131,14 @@ try {
     chmodSync(bundle, 0o644);
     // The loader, told the names of the bundle and cache beside it (so it may be renamed).
     const tmpl = readFileSync(join(root, 'scripts/loader.js'), 'utf8');
+    const client = await thinClient();
+    const CLIENT_LINE = 'runBundle(); // PODLEGS-CNI-CLIENT';
     const loader = tmpl.replace("const BUNDLE = 'podlegs.js';", `const BUNDLE = ${JSON.stringify(bundleName)};`)
-      .replace("const CACHE = 'podlegs.jsc';", `const CACHE = ${JSON.stringify(cacheName)};`);
-    if (!loader.includes(`const BUNDLE = ${JSON.stringify(bundleName)};`) || !loader.includes(`const CACHE = ${JSON.stringify(cacheName)};`)) {
-      throw new Error('scripts/loader.js: the BUNDLE/CACHE lines build.mjs fills in are not there');
+      .replace("const CACHE = 'podlegs.jsc';", `const CACHE = ${JSON.stringify(cacheName)};`)
+      .replace(CLIENT_LINE, () => client);
+    if (!loader.includes(`const BUNDLE = ${JSON.stringify(bundleName)};`) || !loader.includes(`const CACHE = ${JSON.stringify(cacheName)};`)
+      || !tmpl.includes(CLIENT_LINE)) {
+      throw new Error('scripts/loader.js: the BUNDLE/CACHE/PODLEGS-CNI-CLIENT lines build.mjs fills in are not there');
     }
     // One executable file: the loader, then the bundle inside a block comment (so node only
     // scans it: pre-parsing 0.5 MB of code would cost ~25 ms); "*/" in the bundle is stored
@@ -179,6 +183,21 @@ try {
   }
 } finally {
   rmSync(stage, { recursive: true, force: true });
+}
+
+// ---- the thin client ----
+
+// The loader's last line is replaced by the thin client (plugin/cni-client/loader-entry.ts): a
+// CNI call goes to the node agent first, and the loader runs the bundle only when no agent takes
+// it. Plain node built-ins, a few KB: node compiles it itself on every call (no code cache).
+async function thinClient() {
+  const r = await build({
+    entryPoints: [join(root, 'plugin/cni-client/loader-entry.ts')], bundle: true, platform: 'node', target: 'node20',
+    format: 'iife', minify: true, legalComments: 'none', logLevel: 'warning', write: false,
+  });
+  const code = r.outputFiles[0].text.trim();
+  if (/\brequire\("(?!(fs|net)")/.test(code)) throw new Error('the thin client requires more than fs and net');
+  return code;
 }
 
 // ---- code cache training ----
@@ -248,6 +267,8 @@ function smokeTest(loader) {
 function trainingConf(work, netns) {
   return {
     cniVersion: '1.0.0', name: 'podlegs-build', type: 'podlegs',
+    // Never an agent of this machine: the training runs must run in-process.
+    agent: { socket: join(work, 'no-agent.sock') },
     underlay: { interface: 'ul0' }, stateDir: join(work, 'state'),
     registry: { type: 'file', path: join(work, 'registry') },
     log: { file: join(work, 'podlegs.log'), level: 'info' },

@@ -17,69 +17,77 @@
 //                                   write one with every function compiled so far (the build's
 //                                   training runs; runs may be chained, the cache accumulates)
 //   PODLEGS_CODE_CACHE_DEBUG=1      say on stderr whether the cache was used
-const fs = require('fs');
-const path = require('path');
-const vm = require('vm');
-const Module = require('module');
+//
+// Before all that, a CNI call goes to the node agent's socket: build.mjs replaces the last
+// line with the thin client (plugin/cni-client, node built-ins only), which calls runBundle()
+// only when no agent takes the call. Nothing above runs for a call the agent serves.
+function runBundle() {
+  const fs = require('fs');
+  const path = require('path');
+  const vm = require('vm');
+  const Module = require('module');
 
-const BUNDLE = 'podlegs.js';
-const CACHE = 'podlegs.jsc';
-const MAGIC = 'podlegs-code-cache 1';
+  const BUNDLE = 'podlegs.js';
+  const CACHE = 'podlegs.jsc';
+  const MAGIC = 'podlegs-code-cache 1';
 
-const file = __filename;
-const self = fs.readFileSync(file, 'utf8');
-const START = '\n/*PODLEGS-BUNDLE\n';
-const at = self.indexOf(START);
-const end = self.lastIndexOf('\nPODLEGS-BUNDLE-END*/');
-if (at < 0 || end < at) {
-  const msg = `podlegs: ${file} carries no bundle (build it with scripts/build.mjs)`;
-  if (process.env.CNI_COMMAND) process.stdout.write(`${JSON.stringify({ cniVersion: '1.0.0', code: 5, msg })}\n`);
-  else process.stderr.write(`${msg}\n`);
-  process.exit(1);
-}
-// build.mjs stored "*/" of the bundle as "*\0/" so the comment holds.
-const body = self.slice(at + START.length, end).split('*\0/').join('*/');
-
-// First line of the bundle: "//podlegs-bundle <id>". A cache header: MAGIC, id, node version
-// and arch, then a newline and V8's data.
-const id = body.startsWith('//podlegs-bundle ') ? body.slice(17, body.indexOf('\n')) : '';
-const key = `${MAGIC} ${id} ${process.version} ${process.arch}\n`;
-const writeTo = process.env.PODLEGS_CODE_CACHE_WRITE;
-const debug = process.env.PODLEGS_CODE_CACHE_DEBUG === '1';
-const cacheFile = writeTo || path.join(__dirname, CACHE);
-let cachedData;
-let status = 'none';
-if (id) {
-  try {
-    const buf = fs.readFileSync(cacheFile);
-    if (buf.length > key.length && buf.toString('latin1', 0, key.length) === key) cachedData = buf.subarray(key.length);
-    else status = 'stale (other bundle or node)';
-  } catch {
-    status = 'missing';
+  const file = __filename;
+  const self = fs.readFileSync(file, 'utf8');
+  const START = '\n/*PODLEGS-BUNDLE\n';
+  const at = self.indexOf(START);
+  const end = self.lastIndexOf('\nPODLEGS-BUNDLE-END*/');
+  if (at < 0 || end < at) {
+    const msg = `podlegs: ${file} carries no bundle (build it with scripts/build.mjs)`;
+    if (process.env.CNI_COMMAND) process.stdout.write(`${JSON.stringify({ cniVersion: '1.0.0', code: 5, msg })}\n`);
+    else process.stderr.write(`${msg}\n`);
+    process.exit(1);
   }
-}
+  // build.mjs stored "*/" of the bundle as "*\0/" so the comment holds.
+  const body = self.slice(at + START.length, end).split('*\0/').join('*/');
 
-// Same wrapper as Node's CommonJS loader; on the bundle's first line, which is a comment, so
-// line and column numbers in stack traces and profiles are the bundle's own. The script is
-// named BUNDLE, not its path: V8 (node 20) keeps the name the script had when the cache was
-// made (the build's staging directory), so stack traces would name a path that never
-// existed here; this way they say podlegs.js:LINE:COLUMN, with or without the cache.
-const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${body}\n})`, {
-  filename: BUNDLE,
-  cachedData,
-});
-if (cachedData) status = script.cachedDataRejected ? 'rejected by V8' : 'used';
-if (debug) process.stderr.write(`podlegs: code cache ${cacheFile}: ${status}\n`);
+  // First line of the bundle: "//podlegs-bundle <id>". A cache header: MAGIC, id, node version
+  // and arch, then a newline and V8's data.
+  const id = body.startsWith('//podlegs-bundle ') ? body.slice(17, body.indexOf('\n')) : '';
+  const key = `${MAGIC} ${id} ${process.version} ${process.arch}\n`;
+  const writeTo = process.env.PODLEGS_CODE_CACHE_WRITE;
+  const debug = process.env.PODLEGS_CODE_CACHE_DEBUG === '1';
+  const cacheFile = writeTo || path.join(__dirname, CACHE);
+  let cachedData;
+  let status = 'none';
+  if (id) {
+    try {
+      const buf = fs.readFileSync(cacheFile);
+      if (buf.length > key.length && buf.toString('latin1', 0, key.length) === key) cachedData = buf.subarray(key.length);
+      else status = 'stale (other bundle or node)';
+    } catch {
+      status = 'missing';
+    }
+  }
 
-if (writeTo) {
-  process.on('exit', () => {
-    const tmp = `${writeTo}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, Buffer.concat([Buffer.from(key, 'latin1'), script.createCachedData()]));
-    fs.renameSync(tmp, writeTo);
+  // Same wrapper as Node's CommonJS loader; on the bundle's first line, which is a comment, so
+  // line and column numbers in stack traces and profiles are the bundle's own. The script is
+  // named BUNDLE, not its path: V8 (node 20) keeps the name the script had when the cache was
+  // made (the build's staging directory), so stack traces would name a path that never
+  // existed here; this way they say podlegs.js:LINE:COLUMN, with or without the cache.
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${body}\n})`, {
+    filename: BUNDLE,
+    cachedData,
   });
+  if (cachedData) status = script.cachedDataRejected ? 'rejected by V8' : 'used';
+  if (debug) process.stderr.write(`podlegs: code cache ${cacheFile}: ${status}\n`);
+
+  if (writeTo) {
+    process.on('exit', () => {
+      const tmp = `${writeTo}.tmp-${process.pid}`;
+      fs.writeFileSync(tmp, Buffer.concat([Buffer.from(key, 'latin1'), script.createCachedData()]));
+      fs.renameSync(tmp, writeTo);
+    });
+  }
+
+  const mod = new Module(file, module);
+  mod.filename = file;
+  mod.paths = Module._nodeModulePaths(__dirname);
+  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, __dirname);
 }
 
-const mod = new Module(file, module);
-mod.filename = file;
-mod.paths = Module._nodeModulePaths(__dirname);
-script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, __dirname);
+runBundle(); // PODLEGS-CNI-CLIENT

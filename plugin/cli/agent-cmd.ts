@@ -1,6 +1,8 @@
 // `podlegs agent --config FILE`: runs in the node's netns until SIGTERM/SIGINT.
 // Startup order matters: the single-instance lock first (a second agent must
-// not even bind the metrics port), then the underlay, then the loop.
+// not even bind the metrics port), then the underlay, then the loop, then the
+// CNI socket (agent.socket): from then on the plugin's thin client hands its
+// calls here and runCni runs them in this process, as the plugin would.
 import * as os from 'os';
 import { Kernel } from '../../overlay/kernel/kernel';
 import { resolveUnderlay } from '../../overlay/underlay';
@@ -9,10 +11,12 @@ import { MembershipSource, vtepProblem } from '../../overlay/registry/member';
 import { Agent } from '../../overlay/agent/agent';
 import { AgentMetrics } from '../../overlay/agent/metrics';
 import { serveHttp } from '../../overlay/agent/http';
+import { serveCni } from '../../overlay/agent/cni-server';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
 import { listStates } from '../state';
 import { legVnis } from '../cni/trunk';
+import { runCni } from '../cni/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './cli';
 
@@ -71,12 +75,23 @@ export async function runAgent(conf: NodeConf): Promise<number> {
       health: () => a.health(),
     });
     a.start();
+    let cni;
+    try {
+      cni = await serveCni(conf.agent.socket, runCni, log);
+    } catch (e) {
+      await a.stop();
+      stopSource();
+      server.close();
+      throw e;
+    }
     log.info('agent started', { vtep: u.vtep, registry: conf.registry.path, pid: process.pid, metrics: conf.agent.metricsAddress, ...conf.agent });
-    process.stderr.write(`podlegs agent: running (pid ${process.pid}, vtep ${u.vtep}, metrics http://${conf.agent.metricsAddress}/metrics)\n`);
+    process.stderr.write(`podlegs agent: running (pid ${process.pid}, vtep ${u.vtep}, metrics http://${conf.agent.metricsAddress}/metrics, CNI ${conf.agent.socket})\n`);
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
+    // Calls in flight finish; new ones run in-process (no socket) until an agent is back.
+    await cni.close();
     // The kernel keeps every entry: a restarted agent diffs against it, traffic never stops.
     await a.stop();
     stopSource();

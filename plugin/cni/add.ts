@@ -62,7 +62,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         await createAccessLeg(node, env.netns, segment, leg);
         const alloc = leg.ipam ? execIpam('ADD', leg.ipam, {
           cniVersion: conf.cniVersion, network: leg.network, containerId: env.containerId,
-          netns: env.netns, ifname: leg.ifname, cniPath: env.path,
+          netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
         }) : undefined;
         if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);
         const legRoutes = alloc?.routes ?? [];
@@ -86,7 +86,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       return result;
     } catch (e) {
       log.warn('ADD failed, rolling back', { error: (e as Error).message });
-      await teardown(node, state, env.path, log).catch(() => undefined);
+      await teardown(node, state, env, log).catch(() => undefined);
       forgetBgpPeer(conf.stateDir, state);
       removeState(conf.stateDir, env.containerId, env.ifname);
       throw e;

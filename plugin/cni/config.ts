@@ -6,8 +6,9 @@ import { absPath, int, isObj, obj, Obj, onlyKeys, str } from './validate';
 import { checkVersion, CniVersion, Result, toInternal } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
+import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
 
-export const MAX_INPUT_BYTES = 1 << 20;
+export const MAX_INPUT_BYTES = MAX_STDIN;
 export const MAX_VNI = 16777215;
 export const CILIUM_VXLAN_PORT = 8472;
 
@@ -205,10 +206,9 @@ function parseKubernetes(v: unknown): KubernetesConf {
   };
 }
 
-/** Node-level defaults for a Multus delegate call, whose stdin is only a NAD's config. */
-export const NODE_CONFIG_DEFAULT = '/etc/cni/net.d/podlegs.d/node.json';
-function nodeDefaults(): Obj {
-  const file = process.env.PODLEGS_NODE_CONFIG ?? NODE_CONFIG_DEFAULT;
+/** Node-level defaults for a Multus delegate call (from the caller's env), whose stdin is only a NAD's config. */
+function nodeDefaults(env: NodeJS.ProcessEnv): Obj {
+  const file = nodeConfigFile(env);
   let text: string;
   try {
     text = require('fs').readFileSync(file, 'utf8') as string; // eslint-disable-line @typescript-eslint/no-require-imports
@@ -226,8 +226,8 @@ const NODE_KEYS = ['underlay', 'registry', 'stateDir', 'log', 'kubernetes'];
 const ENVELOPE_KEYS = ['cniVersion', 'name', 'type', 'prevResult', 'runtimeConfig', 'args', 'capabilities', 'cni.dev/valid-attachments'];
 
 /** A NAD config handed over by Multus: one network, one leg named CNI_IFNAME. */
-function delegateToStatic(c: Obj, ifname: string): Obj {
-  const defaults = nodeDefaults();
+function delegateToStatic(c: Obj, ifname: string, env: NodeJS.ProcessEnv): Obj {
+  const defaults = nodeDefaults(env);
   const network: Obj = {};
   const rest: Obj = {};
   for (const [k, v] of Object.entries(c)) {
@@ -247,8 +247,11 @@ function parseAttachments(v: unknown): Attachment[] {
   });
 }
 
-/** Parses the raw stdin bytes of a CNI call into a validated configuration. */
-export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
+/**
+ * Parses the raw stdin bytes of a CNI call into a validated configuration. env: the caller's
+ * environment (a delegate call reads PODLEGS_NODE_CONFIG from it); the CLI's own by default.
+ */
+export function loadConf(stdin: Buffer | string, ifname = '', env: NodeJS.ProcessEnv = process.env): PluginConf {
   if (Buffer.byteLength(stdin) > MAX_INPUT_BYTES) throw new CniError(Code.DecodeFailure, `network configuration on stdin is larger than ${MAX_INPUT_BYTES} bytes`);
   let raw: unknown;
   try {
@@ -258,11 +261,11 @@ export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
   }
   let c = obj(raw, 'network configuration');
   const cniVersion = checkVersion(c.cniVersion);
-  const delegate = c.vni !== undefined || c.trunk !== undefined;
+  const delegate = isDelegateConf(c);
   if (delegate) {
     if (c.networks !== undefined || c.legs !== undefined) throw invalidConfig('a network config (with "vni") cannot also carry "networks" or "legs"');
     if (!ifname) throw invalidConfig('a network config (with "vni") needs CNI_IFNAME for its leg');
-    c = delegateToStatic(c, ifname);
+    c = delegateToStatic(c, ifname, env);
   }
   const name = str(c.name, 'name');
   if (c.type !== 'podlegs') throw invalidConfig(`type must be "podlegs", got ${JSON.stringify(c.type)}`);
@@ -285,6 +288,12 @@ export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
     ...(trunks.size ? { trunks } : {}),
   };
   checkTrunkLegs(conf.legs, trunks);
+  // agent.socket tells the thin client (plugin/cni-client) where the agent listens; the rest of
+  // "agent" is the agent's own (overlay/agent/config.ts).
+  if (c.agent !== undefined) {
+    const a = obj(c.agent, 'agent');
+    if (a.socket !== undefined) absPath(a.socket, 'agent.socket');
+  }
   if (c.prevResult !== undefined) conf.prevResult = toInternal(c.prevResult, 'prevResult');
   if (c['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(c['cni.dev/valid-attachments']);
   Object.assign(conf, parsePluginBgp(c.bgp, c.args));

@@ -15,7 +15,7 @@ export async function cmdDel({ conf, env, log }: CmdContext): Promise<void> {
   await withNodeLock(conf.stateDir, async () => {
     const node = Kernel.open();
     try {
-      await teardown(node, state, env.path.length ? env.path : [], log);
+      await teardown(node, state, env, log);
     } finally {
       node.close();
     }

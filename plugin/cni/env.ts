@@ -11,6 +11,8 @@ export interface CniEnv {
   ifname: string;
   path: string[];
   args: Map<string, string>;
+  /** The caller's whole environment (the runtime's, or forwarded by the thin client): IPAM plugins get it. */
+  environ: NodeJS.ProcessEnv;
 }
 
 const envErr = (msg: string): CniError => new CniError(Code.InvalidEnv, msg);
@@ -56,5 +58,5 @@ export function readEnv(env: NodeJS.ProcessEnv): CniEnv {
   }
   const path = (env.CNI_PATH ?? '').split(':').filter(Boolean);
   if (perContainer && command !== 'CHECK' && path.length === 0) throw envErr(`CNI_PATH is required for ${command}`);
-  return { command: command as Command, containerId, netns, ifname, path, args: parseCniArgs(env.CNI_ARGS) };
+  return { command: command as Command, containerId, netns, ifname, path, args: parseCniArgs(env.CNI_ARGS), environ: env };
 }

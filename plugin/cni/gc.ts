@@ -18,7 +18,7 @@ export async function cmdGc({ conf, env, log }: CmdContext): Promise<void> {
       if (broken.length) log.warn('unreadable state files left alone', { files: broken });
       for (const s of states) {
         if (s.network !== conf.name || valid.has(`${s.containerId}/${s.ifname}`)) continue;
-        await teardown(node, s, env.path, log);
+        await teardown(node, s, env, log);
         forgetBgpPeer(conf.stateDir, s);
         removeState(conf.stateDir, s.containerId, s.ifname);
         log.info('garbage-collected attachment', { containerId: s.containerId, ifname: s.ifname });

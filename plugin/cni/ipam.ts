@@ -1,5 +1,5 @@
 // IPAM delegation the standard way: exec the plugin named by ipam.type from
-// CNI_PATH with the same environment and the network config on stdin.
+// CNI_PATH with the caller's environment and the network config on stdin.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -15,6 +15,7 @@ export interface IpamCall {
   ifname: string;       // the leg's interface: host-local keys allocations on container + ifname
   cniPath: string[];
   cniArgs?: string;
+  environ: NodeJS.ProcessEnv; // the caller's (CniEnv.environ), not this process's: the agent serves many callers
 }
 
 function findPlugin(type: string, dirs: string[]): string {
@@ -39,7 +40,7 @@ export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, c: Ip
     encoding: 'utf8',
     timeout: 30_000,
     env: {
-      ...process.env,
+      ...c.environ,
       CNI_COMMAND: command,
       CNI_CONTAINERID: c.containerId,
       CNI_NETNS: c.netns,

@@ -41,7 +41,7 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Prom
       return { exitCode: 0, stdout: print({ cniVersion: version, supportedVersions: SUPPORTED_VERSIONS }) };
     }
     const env: CniEnv = readEnv(processEnv);
-    const conf = loadConf(stdin, env.ifname);
+    const conf = loadConf(stdin, env.ifname, processEnv);
     version = conf.cniVersion;
     log = createLog(conf.log, {
       command: env.command, containerId: env.containerId || undefined,

@@ -7,12 +7,13 @@ import { AttachmentState } from '../state';
 import { execIpam } from './ipam';
 import { CniVersion } from './versions';
 import type { Log } from '../log';
+import type { CniEnv } from './env';
 import { teardownTrunkLeg } from './trunk';
 
 export const memberOwner = (containerId: string, attachIfname: string, legIfname: string): string =>
   `${containerId}/${attachIfname}/${legIfname}`;
 
-export async function teardown(node: Kernel, s: AttachmentState, cniPath: string[], log: Log): Promise<void> {
+export async function teardown(node: Kernel, s: AttachmentState, caller: Pick<CniEnv, 'path' | 'environ'>, log: Log): Promise<void> {
   const registry = s.registryPath ? new FileRegistry(s.registryPath) : undefined;
   const errors: string[] = [];
   for (const leg of [...s.legs].reverse()) {
@@ -24,7 +25,7 @@ export async function teardown(node: Kernel, s: AttachmentState, cniPath: string
       }
     };
     if (leg.trunk) {
-      await teardownTrunkLeg(node, s, leg, registry, cniPath, step);
+      await teardownTrunkLeg(node, s, leg, registry, caller, step);
       continue;
     }
     await step('unregister', () => registry?.unregister({ vni: leg.vni, vtep: s.vtep, owner: memberOwner(s.containerId, s.ifname, leg.ifname) }));
@@ -32,7 +33,7 @@ export async function teardown(node: Kernel, s: AttachmentState, cniPath: string
       const ipam = leg.ipam;
       await step('release addresses', () => execIpam('DEL', ipam, {
         cniVersion: s.cniVersion as CniVersion, network: leg.network, containerId: s.containerId,
-        netns: s.netns, ifname: leg.ifname, cniPath,
+        netns: s.netns, ifname: leg.ifname, cniPath: caller.path, environ: caller.environ,
       }));
     }
   }

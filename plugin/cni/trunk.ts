@@ -103,7 +103,7 @@ export async function attachTrunkLeg(c: AttachContext): Promise<{ ips: ResultIp[
   }
   const alloc = leg.ipam && t.native ? execIpam('ADD', leg.ipam, {
     cniVersion: conf.cniVersion, network: t.native.network, containerId: env.containerId,
-    netns: env.netns, ifname: leg.ifname, cniPath: env.path,
+    netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
   }) : undefined;
   if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);
   const routes = alloc?.routes ?? [];
@@ -121,7 +121,7 @@ export async function attachTrunkLeg(c: AttachContext): Promise<{ ips: ResultIp[
 }
 
 /** Undoes a trunk leg from its state; every step runs and reports, none stops the others. */
-export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: LegState, registry: FileRegistry | undefined, cniPath: string[],
+export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: LegState, registry: FileRegistry | undefined, caller: Pick<CniEnv, 'path' | 'environ'>,
   step: (what: string, fn: () => unknown) => Promise<void>): Promise<void> {
   const t = leg.trunk!;
   const owner = (vid?: number): string => `${s.containerId}/${s.ifname}/${trunkMemberLeg(leg.ifname, vid)}`;
@@ -131,7 +131,7 @@ export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: Le
     const ipam = leg.ipam;
     await step('release addresses', () => execIpam('DEL', ipam, {
       cniVersion: s.cniVersion as CniVersion, network: t.native!.network, containerId: s.containerId,
-      netns: s.netns, ifname: leg.ifname, cniPath,
+      netns: s.netns, ifname: leg.ifname, cniPath: caller.path, environ: caller.environ,
     }));
   }
   // The veth, its VLAN devices (they would die with it anyway) and the segments they leave

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     for (const [name, vni] of [['a', 100], ['b', 200]] as const) {
       api.put('network-attachment-definitions', { metadata: { name, namespace: 'nf' }, spec: { config: JSON.stringify({ type: 'podlegs', vni }) } });
     }
-    const base = { underlay: { interface: 'ul0' }, stateDir: path.join(node.dir, 'state'), log: { file: path.join(node.dir, 'podlegs.log'), level: 'info' } };
+    const base = { underlay: { interface: 'ul0' }, stateDir: path.join(node.dir, 'state'), log: { file: path.join(node.dir, 'podlegs.log'), level: 'info' }, agent: { socket: node.agentSocket } };
     const k8sEntry = { cniVersion: '0.3.1', name: 'cilium', type: 'podlegs', ...base, kubernetes: { kubeconfig } };
     const staticEntry = { cniVersion: '0.3.1', name: 'cilium', type: 'podlegs', ...base, registry: { type: 'file', path: lab.registryDir }, networks: { a: { vni: 100 }, b: { vni: 200 } } };
     const pod = await lab.addPod(node, 'bench');

@@ -79,7 +79,7 @@ describe('podlegs agent in a 4-node lab', () => {
     for (const n of lab.nodes) {
       writeFileSync(agentFile(n), JSON.stringify({
         ...nodeConfig(lab, n, undefined, 'info'),
-        agent: { metricsAddress: '127.0.0.1:9750', resyncSeconds: RESYNC_S, gracePeriodSeconds: GRACE_S },
+        agent: { socket: n.agentSocket, metricsAddress: '127.0.0.1:9750', resyncSeconds: RESYNC_S, gracePeriodSeconds: GRACE_S },
       }));
     }
     for (let i = 1; i <= 4; i++) await startAgent(i);

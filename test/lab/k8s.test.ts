@@ -19,7 +19,7 @@ const agents: LabProcess[] = [];
 function podlegsEntry(node: LabNode, extra: Json = {}): Json {
   return {
     type: 'podlegs', underlay: { interface: 'ul0' }, kubernetes: { kubeconfig, nodeAsn: 65012, ...extra },
-    stateDir: path.join(node.dir, 'state'), log: { file: path.join(node.dir, 'podlegs.log'), level: 'debug' },
+    stateDir: path.join(node.dir, 'state'), log: { file: path.join(node.dir, 'podlegs.log'), level: 'debug' }, agent: { socket: node.agentSocket },
   };
 }
 const okDel = (r: { code: number; stdout: string; stderr: string }): void => {

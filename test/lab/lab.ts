@@ -37,6 +37,9 @@ export interface LabNode {
   netns: string; // /var/run/netns/<nsName>
   vtep: string; // 192.0.2.<10+index>, on `ul0`
   dir: string; // per-node temp dir (state, ipam data, logs); shared by all nodes with sharedDir
+  /** This node's agent.socket: nodes share the root filesystem, so every agent and the plugin
+   *  calls of its node need a path of their own (the default /run/podlegs/agent.sock is the host's). */
+  agentSocket: string;
 }
 export interface LabPod { name: string; nsName: string; netns: string; node: LabNode; containerId: string }
 export interface CniCall {
@@ -261,7 +264,7 @@ export class Lab {
       const nsName = `${this.prefix}-n${i}`;
       await this.addNetns(nsName);
       const node: LabNode = { name: `n${i}`, index: i, nsName, netns: path.join(NETNS_DIR, nsName), vtep: `192.0.2.${10 + i}`,
-        dir: path.join(this.dir, opts.sharedDir ? 'node' : `n${i}`) };
+        dir: path.join(this.dir, opts.sharedDir ? 'node' : `n${i}`), agentSocket: path.join(this.dir, 'run', `n${i}-agent.sock`) };
       await mkdir(node.dir, { recursive: true });
       // The veth is created inside the underlay ns with its peer placed straight into the node ns:
       // it never exists in the root namespace, not even briefly.

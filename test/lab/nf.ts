@@ -33,6 +33,7 @@ export function nodeConfig(lab: Lab, node: LabNode, logFile?: string, level = 'd
     registry: { type: 'file', path: lab.registryDir },
     stateDir: path.join(node.dir, 'state'),
     log: logFile ? { file: logFile, level } : { level },
+    agent: { socket: node.agentSocket },
   };
 }
 

@@ -110,7 +110,7 @@ describe('podman (CNI backend) runs containers on [bridge, podlegs] in a lab nod
     for (const node of lab.nodes) {
       const file = path.join(node.dir, 'agent.json');
       writeFileSync(file, JSON.stringify({ underlay: { interface: 'ul0' }, registry: { type: 'file', path: lab.registryDir },
-        stateDir: path.join(node.dir, 'state'), log: { level: 'info' } }));
+        stateDir: path.join(node.dir, 'state'), log: { level: 'info' }, agent: { socket: node.agentSocket } }));
       // The agents run podman's private copy of the build, immune to a concurrent `npm run build`.
       const agent = lab.spawn(node.netns, [path.join(pm.pluginDir, 'podlegs'), 'agent', '--config', file],
         { env: { NODE_NAME: node.name, PODLEGS_RESYNC_MS: '2000' } });

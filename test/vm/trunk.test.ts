@@ -111,7 +111,7 @@ suite('VLAN trunk legs under a full kernel', () => {
     [n1, n2, n3] = lab.nodes;
     for (const node of lab.nodes) {
       const file = path.join(node.dir, 'agent.json');
-      writeFileSync(file, JSON.stringify({ ...nodeConf(node), log: { level: 'info' }, agent: { metricsAddress: '127.0.0.1:9750' } }));
+      writeFileSync(file, JSON.stringify({ ...nodeConf(node), log: { level: 'info' }, agent: { metricsAddress: '127.0.0.1:9750', socket: node.agentSocket } }));
       agents.push(lab.spawn(node.netns, [lab.podlegsBin, 'agent', '--config', file], { env: { NODE_NAME: node.name, PODLEGS_RESYNC_MS: '2000' } }));
     }
     await Promise.all(agents.map((a) => a.waitFor('agent started', 60_000)));
