@@ -85,6 +85,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(slowDir, 'slow-ipam'), `#!/bin/sh
 cat >/dev/null
 if [ "$CNI_COMMAND" = ADD ]; then
+  [ -n "$IPAM_MARK" ] && echo "$IPAM_MARK" > ${slowDir}/mark
   if [ -e ${slowDir}/slow ]; then echo $$ > ${slowDir}/slow; exec sleep 60; fi
   echo '{"cniVersion":"1.0.0","ips":[{"address":"10.30.0.9/24"}]}'
 fi
@@ -136,6 +137,31 @@ test('ADD, CHECK, DEL through the agent and in-process: same stdout, same node s
   expect((inProcess.add.loaded.dlopen as string[]).some((f) => /netlink\.node$/.test(f))).toBe(true);
   console.log(`thin client: ${thin.builtins.length} node built-ins loaded; in-process ADD: ${inProcess.add.loaded.builtins.length} built-ins, ${inProcess.add.loaded.dlopen.length} addons`);
   await lab.chain(pod, 'DEL', { cniVersion: '1.0.0', name: 'lab', plugins: [lab.ptpPlugin(node)] });
+  await lab.removePod(pod);
+});
+
+test('through the agent, IPAM gets the caller\'s environment and a Multus delegate call the caller\'s PODLEGS_NODE_CONFIG', async () => {
+  const pod = await lab.addPod(node, 'env');
+  // The IPAM plugin sees a variable only the caller has.
+  const legs = [{ network: 's', interface: 'net3' }];
+  const add = ok(await call('ADD', pod, entry(node, node.agentSocket, legs), { IPAM_MARK: 'from-the-runtime' }));
+  expect(servedByAgent(add)).toBe(true);
+  expect(fs.readFileSync(path.join(slowDir, 'mark'), 'utf8').trim()).toBe('from-the-runtime');
+  ok(await call('DEL', pod, entry(node, node.agentSocket, legs, add.json)));
+
+  // Multus hands over a NAD's config; the node-level fields (and agent.socket) come from the
+  // node config file the caller names.
+  const nodeFile = path.join(node.dir, 'node.json');
+  fs.writeFileSync(nodeFile, JSON.stringify({ ...nodeConf(node), agent: { socket: node.agentSocket } }));
+  const nad = { cniVersion: '1.0.0', name: 'vrrp-a', type: 'podlegs', vni: 100 };
+  const r = await lab.exec(node, 'podlegs', { command: 'ADD', pod, ifname: 'net1', conf: nad,
+    env: { PODLEGS_NODE_CONFIG: nodeFile, NODE_OPTIONS: `--require ${REPORT_HOOK}`, PODLEGS_LOAD_REPORT: path.join(lab.dir, 'delegate-load.json') } });
+  ok(r);
+  expect(servedByAgent({ loaded: JSON.parse(fs.readFileSync(path.join(lab.dir, 'delegate-load.json'), 'utf8')) })).toBe(true);
+  expect((await podLinks(pod)).map((l) => l.ifname)).toContain('net1');
+  expect(Object.keys((await nodeState(node)).state)).toEqual([`${pod.containerId}_net1.json`]);
+  ok(await lab.exec(node, 'podlegs', { command: 'DEL', pod, ifname: 'net1', conf: nad, env: { PODLEGS_NODE_CONFIG: nodeFile } }));
+  expect(await nodeState(node)).toEqual({ links: [], state: {}, registry: {} });
   await lab.removePod(pod);
 });
 
