@@ -2,8 +2,8 @@
 // on the node is touched. Every problem becomes one CNI error naming the field.
 import * as ipaddr from 'ipaddr.js';
 import { CniError, Code, invalidConfig } from './errors';
-import { absPath, int, isObj, obj, Obj, onlyKeys, str } from './validate';
-import { checkVersion, CniVersion, Result, toInternal } from './versions';
+import { absPath, cidr, int, isIpAddress, isObj, networkName, obj, Obj, onlyKeys, str } from './validate';
+import { checkVersion, CniVersion, parsePrevResult, Result } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
 
@@ -15,7 +15,8 @@ export interface IpamConf { type: string; [k: string]: unknown }
 export interface UnderlayConf { interface: string; vtep: string; port: number; mtu: number | 'auto' }
 export interface NetworkConf { name: string; vni: number; mtu?: number; ipam?: IpamConf }
 export interface LegConf { network: string; interface: string; ips?: string[]; mac?: string; trunk?: boolean /* network is a trunk network */ }
-export interface RegistryConf { type: 'file' | 'kubernetes'; path: string }
+/** Where membership is published: a shared directory, or (Kubernetes) the pods' network-status, with no file at all. */
+export type RegistryConf = { type: 'file'; path: string } | { type: 'kubernetes' };
 export interface LogConf { file?: string; level: string }
 export interface Attachment { containerID: string; ifname: string }
 export interface KubernetesConf { kubeconfig: string; globalNamespaces: string[]; multus: boolean; nodeAsn?: number }
@@ -43,7 +44,6 @@ export interface PluginConf {
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'];
 const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
-const NETNAME_RE = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 
 /** A leg's interface name inside the pod: a valid Linux name, never eth*. */
 export function checkLegIfname(v: unknown, where: string): string {
@@ -71,7 +71,7 @@ function parseUnderlay(v: unknown): UnderlayConf {
 }
 
 export function checkUnicast(ip: string, where: string): string {
-  if (!ipaddr.isValid(ip)) throw invalidConfig(`${where} "${ip}" is not an IP address`);
+  if (!isIpAddress(ip)) throw invalidConfig(`${where} "${ip.slice(0, 60)}" is not an IP address`);
   const range = ipaddr.process(ip).range();
   if (['unspecified', 'multicast', 'broadcast', 'loopback', 'linkLocal'].includes(range)) {
     throw invalidConfig(`${where} "${ip}" is not a unicast address (${range})`);
@@ -111,22 +111,12 @@ function parseNetworks(v: unknown): Map<string, NetworkConf> {
   if (v === undefined) return out;
   const nets = obj(v, 'networks');
   for (const [name, raw] of Object.entries(nets)) {
-    if (!NETNAME_RE.test(name)) throw invalidConfig(`network name "${name.slice(0, 70)}" must be lower-case letters, digits, ".", "_" or "-" (at most 63)`);
+    networkName(name, 'network name');
     if (isObj(raw) && raw.trunk !== undefined) continue; // a trunk network: parseTrunks
     out.set(name, parseNetwork(name, raw, `networks.${name}`));
   }
   checkUniqueVnis(out.values());
   return out;
-}
-
-function parseCidr(v: unknown, where: string): string {
-  const s = str(v, where);
-  try {
-    ipaddr.parseCIDR(s);
-    return s;
-  } catch {
-    throw invalidConfig(`${where} "${s.slice(0, 60)}" is not an address with prefix length (e.g. 192.0.2.10/24)`);
-  }
 }
 
 function parseMac(v: unknown, where: string): string {
@@ -159,7 +149,7 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<s
     const leg: LegConf = { network, interface: iface, ...(trunks.has(network) ? { trunk: true } : {}) };
     if (l.ips !== undefined) {
       if (!Array.isArray(l.ips) || l.ips.length === 0) throw invalidConfig(`${where}.ips must be a non-empty list of addresses with prefix length`);
-      leg.ips = l.ips.map((ip, j) => parseCidr(ip, `${where}.ips[${j}]`));
+      leg.ips = l.ips.map((ip, j) => cidr(ip, `${where}.ips[${j}]`));
       if (new Set(leg.ips.map((c) => ipaddr.parseCIDR(c)[0].toString())).size < leg.ips.length) throw invalidConfig(`${where}.ips lists the same address twice`);
     }
     if (l.mac !== undefined) leg.mac = parseMac(l.mac, `${where}.mac`);
@@ -168,13 +158,13 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<s
 }
 
 function parseRegistry(v: unknown, stateDir: string, k8s: boolean): RegistryConf {
-  if (v === undefined) return k8s ? { type: 'kubernetes', path: '' } : { type: 'file', path: `${stateDir}/registry` };
+  if (v === undefined) return k8s ? { type: 'kubernetes' } : { type: 'file', path: `${stateDir}/registry` };
   const r = obj(v, 'registry');
   onlyKeys(r, 'registry', ['type', 'path']);
   const type = str(r.type, 'registry.type');
   if (type === 'kubernetes') {
     if (!k8s) throw invalidConfig('registry.type "kubernetes" needs a "kubernetes" section (kubeconfig)');
-    return { type, path: '' };
+    return { type };
   }
   if (type !== 'file') throw invalidConfig(`registry.type must be "file" or "kubernetes", got "${type.slice(0, 40)}"`);
   return { type, path: r.path === undefined ? `${stateDir}/registry` : absPath(r.path, 'registry.path') };
@@ -247,8 +237,8 @@ function parseAttachments(v: unknown): Attachment[] {
   });
 }
 
-/** Parses the raw stdin bytes of a CNI call into a validated configuration. */
-export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
+/** The raw stdin bytes of a CNI call as one JSON object. */
+function decode(stdin: Buffer | string): Obj {
   if (Buffer.byteLength(stdin) > MAX_INPUT_BYTES) throw new CniError(Code.DecodeFailure, `network configuration on stdin is larger than ${MAX_INPUT_BYTES} bytes`);
   let raw: unknown;
   try {
@@ -256,17 +246,41 @@ export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
   } catch (e) {
     throw new CniError(Code.DecodeFailure, `network configuration on stdin is not valid JSON: ${(e as Error).message}`);
   }
-  let c = obj(raw, 'network configuration');
+  return obj(raw, 'network configuration');
+}
+
+/** A NAD's config handed over by Multus (it has the network's own "vni" or "trunk" at the top). */
+const isDelegateConf = (c: Obj): boolean => c.vni !== undefined || c.trunk !== undefined;
+const parseStateDir = (v: unknown): string => (v === undefined ? '/var/lib/podlegs' : absPath(v, 'stateDir'));
+
+/** What DEL reads from its configuration. */
+export type TeardownConf = Pick<PluginConf, 'cniVersion' | 'stateDir' | 'log'>;
+
+/**
+ * DEL undoes what the attachment's state file records (legs, VNIs, IPAM, registry), never
+ * what the configuration says now: only the fields that find that file and the log are
+ * validated, so a config that became invalid elsewhere (or a runtime's stale copy) still DELs.
+ */
+export function loadTeardownConf(stdin: Buffer | string): TeardownConf {
+  const c = decode(stdin);
   const cniVersion = checkVersion(c.cniVersion);
-  const delegate = c.vni !== undefined || c.trunk !== undefined;
+  const node = isDelegateConf(c) ? nodeDefaults() : {}; // a NAD config has no node settings of its own
+  return { cniVersion, stateDir: parseStateDir(c.stateDir ?? node.stateDir), log: parseLog(c.log ?? node.log) };
+}
+
+/** Parses the raw stdin bytes of a CNI call into a validated configuration. */
+export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
+  let c = decode(stdin);
+  const cniVersion = checkVersion(c.cniVersion);
+  const delegate = isDelegateConf(c);
   if (delegate) {
     if (c.networks !== undefined || c.legs !== undefined) throw invalidConfig('a network config (with "vni") cannot also carry "networks" or "legs"');
     if (!ifname) throw invalidConfig('a network config (with "vni") needs CNI_IFNAME for its leg');
     c = delegateToStatic(c, ifname);
   }
-  const name = str(c.name, 'name');
+  const name = networkName(c.name, 'name');
   if (c.type !== 'podlegs') throw invalidConfig(`type must be "podlegs", got ${JSON.stringify(c.type)}`);
-  const stateDir = c.stateDir === undefined ? '/var/lib/podlegs' : absPath(c.stateDir, 'stateDir');
+  const stateDir = parseStateDir(c.stateDir);
   const networks = parseNetworks(c.networks);
   const trunks = parseTrunks(c.networks, networks);
   const kubernetes = c.kubernetes === undefined ? undefined : parseKubernetes(c.kubernetes);
@@ -285,7 +299,8 @@ export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
     ...(trunks.size ? { trunks } : {}),
   };
   checkTrunkLegs(conf.legs, trunks);
-  if (c.prevResult !== undefined) conf.prevResult = toInternal(c.prevResult, 'prevResult');
+  const prevResult = parsePrevResult(c.prevResult);
+  if (prevResult) conf.prevResult = prevResult;
   if (c['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(c['cni.dev/valid-attachments']);
   Object.assign(conf, parsePluginBgp(c.bgp, c.args));
   for (const net of networks.values()) {

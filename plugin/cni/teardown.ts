@@ -4,16 +4,20 @@ import { Kernel } from '../../overlay/kernel/kernel';
 import { removeLegsAndEmptySegments } from '../../overlay/segment';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import { AttachmentState } from '../state';
+import type { RegistryConf } from './config';
 import { execIpam } from './ipam';
 import { CniVersion } from './versions';
 import type { Log } from '../log';
 import { teardownTrunkLeg } from './trunk';
 
+/** The file registry to (un)register legs in; none in Kubernetes mode (network-status carries membership). */
+export const fileRegistry = (r: RegistryConf): FileRegistry | undefined => (r.type === 'file' ? new FileRegistry(r.path) : undefined);
+
 export const memberOwner = (containerId: string, attachIfname: string, legIfname: string): string =>
   `${containerId}/${attachIfname}/${legIfname}`;
 
 export async function teardown(node: Kernel, s: AttachmentState, cniPath: string[], log: Log): Promise<void> {
-  const registry = s.registryPath ? new FileRegistry(s.registryPath) : undefined;
+  const registry = fileRegistry(s.registry);
   const errors: string[] = [];
   for (const leg of [...s.legs].reverse()) {
     const step = async (what: string, fn: () => unknown): Promise<void> => {
