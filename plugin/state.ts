@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { IpamConf, RegistryConf } from './cni/config';
+import type { IpamContext } from './cni/ipam';
 
 export interface LegState {
   network: string;
@@ -13,6 +14,7 @@ export interface LegState {
   mac?: string;
   ips: string[];
   ipam?: IpamConf;    // set when addresses came from an IPAM plugin (needs DEL)
+  ipamContext?: IpamContext; // what that plugin saw at ADD (name, CNI_ARGS, runtimeConfig, args); DEL passes the same
   /**
    * Set for a trunk leg (absent: an access leg). `network` is then the trunk network, `hostIf`
    * the host side of the trunk veth, and `vni` the native network's VNI (0 without one).

@@ -10,7 +10,7 @@ import { legMtuLimit } from '../../overlay/underlay';
 import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
 import { CmdContext } from './context';
 import { CniError, Code, invalidConfig } from './errors';
-import { execIpam } from './ipam';
+import { execIpam, ipamContext } from './ipam';
 import { fileRegistry, memberOwner, teardown } from './teardown';
 import { nodeUnderlay, openPod } from './common';
 import { Result, ResultIp, ResultRoute } from './versions';
@@ -59,9 +59,8 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         }
         const { segment } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
         await createAccessLeg(node, env.netns, segment, leg);
-        const alloc = leg.ipam ? execIpam('ADD', leg.ipam, {
-          cniVersion: conf.cniVersion, network: leg.network, containerId: env.containerId,
-          netns: env.netns, ifname: leg.ifname, cniPath: env.path,
+        const alloc = leg.ipam && leg.ipamContext ? execIpam('ADD', leg.ipam, leg.ipamContext, {
+          cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path,
         }) : undefined;
         if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);
         const legRoutes = alloc?.routes ?? [];
@@ -107,7 +106,7 @@ function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: nu
       network: net.name, vni: net.vni, ifname: l.interface, hostIf: hostVethName(env.containerId, env.ifname, l.interface),
       mtu: net.mtu ?? mtuLimit, ips: l.ips ?? [],
       ...(l.mac ? { mac: l.mac } : {}),
-      ...(!l.ips && net.ipam ? { ipam: net.ipam } : {}),
+      ...(!l.ips && net.ipam ? { ipam: net.ipam, ipamContext: ipamContext(net, l, env.args) } : {}),
     };
   });
 }

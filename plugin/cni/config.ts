@@ -13,8 +13,24 @@ export const CILIUM_VXLAN_PORT = 8472;
 
 export interface IpamConf { type: string; [k: string]: unknown }
 export interface UnderlayConf { interface: string; vtep: string; port: number; mtu: number | 'auto' }
-export interface NetworkConf { name: string; vni: number; mtu?: number; ipam?: IpamConf }
-export interface LegConf { network: string; interface: string; ips?: string[]; mac?: string; trunk?: boolean /* network is a trunk network */ }
+export interface NetworkConf {
+  name: string;        // podlegs' key: a `networks` entry, or "namespace/name" of a NAD
+  vni: number;
+  mtu?: number;
+  ipam?: IpamConf;
+  /** The network name IPAM sees when it differs from `name` (a NAD: its config's name, else metadata.name). */
+  ipamName?: string;
+}
+export interface LegConf {
+  network: string;
+  interface: string;
+  ips?: string[];
+  mac?: string;
+  trunk?: boolean;     // network is a trunk network
+  /** Handed to the leg's IPAM plugin in its stdin, as the reference plugins pass theirs on. */
+  runtimeConfig?: Obj;
+  args?: Obj;
+}
 /** Where membership is published: a shared directory, or (Kubernetes) the pods' network-status, with no file at all. */
 export type RegistryConf = { type: 'file'; path: string } | { type: 'kubernetes' };
 export interface LogConf { file?: string; level: string }
@@ -119,7 +135,7 @@ function parseNetworks(v: unknown): Map<string, NetworkConf> {
   return out;
 }
 
-function parseMac(v: unknown, where: string): string {
+export function parseMac(v: unknown, where: string): string {
   const s = str(v, where).toLowerCase();
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(s)) throw invalidConfig(`${where} "${s.slice(0, 40)}" is not a MAC address (aa:bb:cc:dd:ee:ff)`);
   if (parseInt(s.slice(0, 2), 16) & 1) throw invalidConfig(`${where} ${s} is a multicast MAC; a leg needs a unicast MAC`);
@@ -147,14 +163,32 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<s
     seenIf.add(iface);
     seenNet.add(network);
     const leg: LegConf = { network, interface: iface, ...(trunks.has(network) ? { trunk: true } : {}) };
-    if (l.ips !== undefined) {
-      if (!Array.isArray(l.ips) || l.ips.length === 0) throw invalidConfig(`${where}.ips must be a non-empty list of addresses with prefix length`);
-      leg.ips = l.ips.map((ip, j) => cidr(ip, `${where}.ips[${j}]`));
-      if (new Set(leg.ips.map((c) => ipaddr.parseCIDR(c)[0].toString())).size < leg.ips.length) throw invalidConfig(`${where}.ips lists the same address twice`);
-    }
+    if (l.ips !== undefined) leg.ips = parseIps(l.ips, `${where}.ips`);
     if (l.mac !== undefined) leg.mac = parseMac(l.mac, `${where}.mac`);
     return leg;
   });
+}
+
+/** A leg's addresses: a non-empty list of CIDRs, no address twice. */
+export function parseIps(v: unknown, where: string): string[] {
+  if (!Array.isArray(v) || v.length === 0) throw invalidConfig(`${where} must be a non-empty list of addresses with prefix length`);
+  const ips = v.map((ip, j) => cidr(ip, `${where}[${j}]`));
+  if (new Set(ips.map((c) => ipaddr.parseCIDR(c)[0].toString())).size < ips.length) throw invalidConfig(`${where} lists the same address twice`);
+  return ips;
+}
+
+/**
+ * Delegate mode: the attachment IS the leg, so the runtime's `runtimeConfig` (Multus puts the
+ * selection element's `ips`/`mac` there for a NAD declaring those capabilities) describes it.
+ * Its ips replace IPAM, as the selection's do in Kubernetes mode. Both objects also go to IPAM.
+ */
+function applyRuntimeConfig(leg: LegConf, rc: unknown, args: unknown): void {
+  if (args !== undefined) leg.args = obj(args, 'args');
+  if (rc === undefined) return;
+  const r = obj(rc, 'runtimeConfig');
+  leg.runtimeConfig = r;
+  if (r.ips !== undefined) leg.ips = parseIps(r.ips, 'runtimeConfig.ips');
+  if (r.mac !== undefined) leg.mac = parseMac(r.mac, 'runtimeConfig.mac');
 }
 
 function parseRegistry(v: unknown, stateDir: string, k8s: boolean): RegistryConf {
@@ -299,6 +333,7 @@ export function loadConf(stdin: Buffer | string, ifname = ''): PluginConf {
     ...(trunks.size ? { trunks } : {}),
   };
   checkTrunkLegs(conf.legs, trunks);
+  if (delegate && conf.legs.length === 1) applyRuntimeConfig(conf.legs[0], c.runtimeConfig, c.args);
   const prevResult = parsePrevResult(c.prevResult);
   if (prevResult) conf.prevResult = prevResult;
   if (c['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(c['cni.dev/valid-attachments']);

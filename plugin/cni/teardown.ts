@@ -5,8 +5,7 @@ import { removeLegsAndEmptySegments } from '../../overlay/segment';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import { AttachmentState } from '../state';
 import type { RegistryConf } from './config';
-import { execIpam } from './ipam';
-import { CniVersion } from './versions';
+import { releaseIpam } from './ipam';
 import type { Log } from '../log';
 import { teardownTrunkLeg } from './trunk';
 
@@ -34,10 +33,7 @@ export async function teardown(node: Kernel, s: AttachmentState, cniPath: string
     await step('unregister', () => registry?.unregister({ vni: leg.vni, vtep: s.vtep, owner: memberOwner(s.containerId, s.ifname, leg.ifname) }));
     if (leg.ipam) {
       const ipam = leg.ipam;
-      await step('release addresses', () => execIpam('DEL', ipam, {
-        cniVersion: s.cniVersion as CniVersion, network: leg.network, containerId: s.containerId,
-        netns: s.netns, ifname: leg.ifname, cniPath,
-      }));
+      await step('release addresses', () => releaseIpam(ipam, leg.ipamContext, leg.network, s, leg.ifname, cniPath));
     }
   }
   // The access legs' veths and the segments they leave empty go in one kernel batch.
