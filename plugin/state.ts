@@ -2,7 +2,8 @@
 // can undo it without the netns, the config or any API.
 import * as fs from 'fs';
 import * as path from 'path';
-import type { IpamConf } from './cni/config';
+import type { IpamConf, RegistryConf } from './cni/config';
+import type { IpamContext } from './cni/ipam';
 
 export interface LegState {
   network: string;
@@ -13,6 +14,7 @@ export interface LegState {
   mac?: string;
   ips: string[];
   ipam?: IpamConf;    // set when addresses came from an IPAM plugin (needs DEL)
+  ipamContext?: IpamContext; // what that plugin saw at ADD (name, CNI_ARGS, runtimeConfig, args); DEL passes the same
   /**
    * Set for a trunk leg (absent: an access leg). `network` is then the trunk network, `hostIf`
    * the host side of the trunk veth, and `vni` the native network's VNI (0 without one).
@@ -40,7 +42,8 @@ export interface AttachmentState {
   network: string;    // conf "name": GC only touches attachments of its own network
   cniVersion: string;
   vtep: string;
-  registryPath: string;
+  /** Where ADD registered the legs: DEL and GC unregister there, whatever the config says by then. */
+  registry: RegistryConf;
   legs: LegState[];
   complete: boolean;  // false while an ADD is in flight (or died mid-way)
   /** For `podlegs bgp-sync` (static mode): eth0 from prevResult, labels from args.cni.labels, K8S_POD_* from CNI_ARGS. */
@@ -66,9 +69,16 @@ export function writeState(stateDir: string, s: AttachmentState): void {
   fs.renameSync(tmp, file);
 }
 
+/** State files written before `registry` recorded "registryPath", with "" for "no file registry". */
+type LegacyState = Omit<AttachmentState, 'registry'> & { registry?: RegistryConf; registryPath?: string };
+function fromFile(text: string): AttachmentState {
+  const { registryPath, registry, ...s } = JSON.parse(text) as LegacyState;
+  return { ...s, registry: registry ?? (registryPath ? { type: 'file', path: registryPath } : { type: 'kubernetes' }) };
+}
+
 export function readState(stateDir: string, containerId: string, ifname: string): AttachmentState | undefined {
   try {
-    return JSON.parse(fs.readFileSync(fileOf(stateDir, containerId, ifname), 'utf8')) as AttachmentState;
+    return fromFile(fs.readFileSync(fileOf(stateDir, containerId, ifname), 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
@@ -91,7 +101,7 @@ export function listStates(stateDir: string): { states: AttachmentState[]; broke
   }
   for (const f of files.filter((x) => x.endsWith('.json'))) {
     try {
-      states.push(JSON.parse(fs.readFileSync(path.join(dirOf(stateDir), f), 'utf8')) as AttachmentState);
+      states.push(fromFile(fs.readFileSync(path.join(dirOf(stateDir), f), 'utf8')));
     } catch {
       broken.push(f);
     }

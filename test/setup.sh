@@ -5,13 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(
-  iproute2 iputils-ping procps psmisc util-linux       # namespaces, ip/bridge, nsenter
+  iproute2 iputils-ping procps psmisc util-linux mount # namespaces: ip/bridge/tc, ping, pgrep/ps/sysctl, nsenter/unshare/flock, mount
+  curl                                                 # lab: HTTP through the legs
   containernetworking-plugins                          # ptp/bridge/host-local/static
   keepalived tcpdump arping iperf3 socat python3       # real peers in the lab
   podman runc busybox-static                           # a real CNI runtime; its containers' rootfs
   build-essential python3                              # native addon
   frr gobgpd                                           # BGP: FRR in pods/router, gobgpd as node speaker
-  qemu-system-x86 linux-image-amd64 busybox-static kmod cpio xz-utils  # trunk suite: Debian kernel in a VM (test/vm)
+  qemu-system-x86 linux-image-amd64 busybox-static kmod cpio xz-utils binutils  # trunk suite: Debian kernel in a VM (test/vm)
 )
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

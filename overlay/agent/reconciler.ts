@@ -5,8 +5,6 @@
 // podlegs' own segments (plbr<vni> bridges, plvx<vni> VXLAN devices).
 import { FdbChange, FdbFailure, Kernel, LinkInfo, ZERO_MAC } from '../kernel/kernel';
 import { bridgeName, vniOfSegmentName, vxlanName } from '../names';
-import { desiredFlood } from '../flood';
-import { Member } from '../registry/member';
 import { DesiredSegment } from './desired';
 
 export interface SegmentState {
@@ -127,21 +125,4 @@ export async function removeSegment(k: SegmentKernel, vni: number): Promise<bool
   if (seg.vxlanIndex !== undefined) await k.deleteLink(seg.vxlanIndex);
   if (seg.bridgeIndex !== undefined) await k.deleteLink(seg.bridgeIndex);
   return true;
-}
-
-// ---- flood-only view, kept for existing callers (test/unit/flood.test.ts) ----
-
-export interface ActualSegment { vni: number; vxlanIndex: number; flood: Set<string> }
-export interface FloodOp { op: 'add' | 'del'; vni: number; vxlanIndex: number; dst: string }
-
-/** Pure: the flood-list operations that turn actual into desired (MACs not considered). */
-export function plan(actual: Map<number, ActualSegment>, members: Member[], localVtep: string): FloodOp[] {
-  const want = desiredFlood(members, localVtep, actual.keys());
-  const ops: FloodOp[] = [];
-  for (const [vni, seg] of actual) {
-    const w = want.get(vni) ?? new Set<string>();
-    for (const dst of w) if (!seg.flood.has(dst)) ops.push({ op: 'add', vni, vxlanIndex: seg.vxlanIndex, dst });
-    for (const dst of seg.flood) if (!w.has(dst)) ops.push({ op: 'del', vni, vxlanIndex: seg.vxlanIndex, dst });
-  }
-  return ops;
 }

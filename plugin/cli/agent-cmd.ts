@@ -84,7 +84,7 @@ export async function runAgent(conf: NodeConf): Promise<number> {
       server.close();
       throw e;
     }
-    log.info('agent started', { vtep: u.vtep, registry: conf.registry.path, pid: process.pid, metrics: conf.agent.metricsAddress, ...conf.agent });
+    log.info('agent started', { vtep: u.vtep, registry: conf.registry.type === 'file' ? conf.registry.path : 'kubernetes', pid: process.pid, metrics: conf.agent.metricsAddress, ...conf.agent });
     process.stderr.write(`podlegs agent: running (pid ${process.pid}, vtep ${u.vtep}, metrics http://${conf.agent.metricsAddress}/metrics, CNI ${conf.agent.socket})\n`);
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));

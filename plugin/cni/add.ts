@@ -10,8 +10,8 @@ import { legMtuLimit } from '../../overlay/underlay';
 import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
 import { CmdContext } from './context';
 import { CniError, Code, invalidConfig } from './errors';
-import { execIpam } from './ipam';
-import { memberOwner, teardown } from './teardown';
+import { execIpam, ipamContext } from './ipam';
+import { fileRegistry, memberOwner, teardown } from './teardown';
 import { nodeUnderlay, openPod } from './common';
 import { Result, ResultIp, ResultRoute } from './versions';
 import { appendLegs } from './result';
@@ -35,7 +35,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
     const u = await nodeUnderlay(node, conf);
     const state: AttachmentState = {
       containerId: env.containerId, ifname: env.ifname, netns: env.netns, network: conf.name,
-      cniVersion: conf.cniVersion, vtep: u.vtep, registryPath: conf.registry.path, legs: planLegs(conf, env, legMtuLimit(u)),
+      cniVersion: conf.cniVersion, vtep: u.vtep, registry: conf.registry, legs: planLegs(conf, env, legMtuLimit(u)),
       complete: false,
     };
     const inPod = new Set((await pod.links()).map((l) => l.name)); // one dump: a pod has few links
@@ -46,8 +46,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
     await preflightTrunks(node, state.legs); // trunk legs: free names, and 8021q in the kernel
     writeState(conf.stateDir, state);
     try {
-      // In Kubernetes mode membership is published through the pod's network-status instead.
-      const registry = conf.registry.type === 'file' ? new FileRegistry(conf.registry.path) : undefined;
+      const registry = fileRegistry(conf.registry);
       const ipsByLeg = new Map<string, ResultIp[]>();
       const routes: ResultRoute[] = [];
       const vxlans = new Map<number, number>(); // VNI → VXLAN device index, for the flood lists
@@ -60,9 +59,8 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         }
         const { segment } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
         await createAccessLeg(node, env.netns, segment, leg);
-        const alloc = leg.ipam ? execIpam('ADD', leg.ipam, {
-          cniVersion: conf.cniVersion, network: leg.network, containerId: env.containerId,
-          netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
+        const alloc = leg.ipam && leg.ipamContext ? execIpam('ADD', leg.ipam, leg.ipamContext, {
+          cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
         }) : undefined;
         if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);
         const legRoutes = alloc?.routes ?? [];
@@ -108,7 +106,7 @@ function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: nu
       network: net.name, vni: net.vni, ifname: l.interface, hostIf: hostVethName(env.containerId, env.ifname, l.interface),
       mtu: net.mtu ?? mtuLimit, ips: l.ips ?? [],
       ...(l.mac ? { mac: l.mac } : {}),
-      ...(!l.ips && net.ipam ? { ipam: net.ipam } : {}),
+      ...(!l.ips && net.ipam ? { ipam: net.ipam, ipamContext: ipamContext(net, l, env.args) } : {}),
     };
   });
 }

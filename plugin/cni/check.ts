@@ -3,11 +3,14 @@ import { Kernel } from '../../overlay/kernel/kernel';
 import { bridgeName, vxlanName } from '../../overlay/names';
 import { readState } from '../state';
 import { CmdContext } from './context';
-import { CniError, Code } from './errors';
+import { CniError, Code, invalidConfig } from './errors';
 import { openPod } from './common';
 import { trunkLegProblems } from './trunk';
 
 export async function cmdCheck({ conf, env }: CmdContext): Promise<void> {
+  // The spec has the runtime pass ADD's result on CHECK; libcni-based plugins refuse a CHECK without it.
+  const prevResult = conf.prevResult;
+  if (!prevResult) throw invalidConfig('CHECK needs prevResult (the result the runtime recorded from ADD); the configuration has none');
   const state = readState(conf.stateDir, env.containerId, env.ifname);
   if (!state?.complete) {
     if (conf.legs.length === 0) return;
@@ -28,9 +31,9 @@ export async function cmdCheck({ conf, env }: CmdContext): Promise<void> {
         const [ip, len] = cidr.split('/');
         if (!podAddrs.some((a) => a.index === l!.index && a.address === ip && a.prefixLen === Number(len))) fail(`leg ${leg.ifname} lost address ${cidr}`);
       }
-      const prev = conf.prevResult?.interfaces?.find((i) => i.name === leg.ifname && i.sandbox === env.netns);
-      if (conf.prevResult && !prev) fail(`prevResult does not list leg ${leg.ifname}`);
-      if (prev?.mac && prev.mac !== leg.mac) fail(`prevResult lists MAC ${prev.mac} for leg ${leg.ifname}, the pod has ${leg.mac}`);
+      const prev = prevResult.interfaces?.find((i) => i.name === leg.ifname && i.sandbox === env.netns);
+      if (!prev) fail(`prevResult does not list leg ${leg.ifname}`);
+      if (prev!.mac && prev!.mac !== leg.mac) fail(`prevResult lists MAC ${prev!.mac} for leg ${leg.ifname}, the pod has ${leg.mac}`);
       if (leg.trunk) {
         const problems = await trunkLegProblems(node, leg, conf);
         if (problems.length) fail(`trunk leg ${leg.ifname}: ${problems.join('; ')}`);

@@ -2,8 +2,8 @@
 // on the node is touched. Every problem becomes one CNI error naming the field.
 import * as ipaddr from 'ipaddr.js';
 import { CniError, Code, invalidConfig } from './errors';
-import { absPath, int, isObj, obj, Obj, onlyKeys, str } from './validate';
-import { checkVersion, CniVersion, Result, toInternal } from './versions';
+import { absPath, cidr, int, isIpAddress, isObj, networkName, obj, Obj, onlyKeys, str } from './validate';
+import { checkVersion, CniVersion, parsePrevResult, Result } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
@@ -14,9 +14,26 @@ export const CILIUM_VXLAN_PORT = 8472;
 
 export interface IpamConf { type: string; [k: string]: unknown }
 export interface UnderlayConf { interface: string; vtep: string; port: number; mtu: number | 'auto' }
-export interface NetworkConf { name: string; vni: number; mtu?: number; ipam?: IpamConf }
-export interface LegConf { network: string; interface: string; ips?: string[]; mac?: string; trunk?: boolean /* network is a trunk network */ }
-export interface RegistryConf { type: 'file' | 'kubernetes'; path: string }
+export interface NetworkConf {
+  name: string;        // podlegs' key: a `networks` entry, or "namespace/name" of a NAD
+  vni: number;
+  mtu?: number;
+  ipam?: IpamConf;
+  /** The network name IPAM sees when it differs from `name` (a NAD: its config's name, else metadata.name). */
+  ipamName?: string;
+}
+export interface LegConf {
+  network: string;
+  interface: string;
+  ips?: string[];
+  mac?: string;
+  trunk?: boolean;     // network is a trunk network
+  /** Handed to the leg's IPAM plugin in its stdin, as the reference plugins pass theirs on. */
+  runtimeConfig?: Obj;
+  args?: Obj;
+}
+/** Where membership is published: a shared directory, or (Kubernetes) the pods' network-status, with no file at all. */
+export type RegistryConf = { type: 'file'; path: string } | { type: 'kubernetes' };
 export interface LogConf { file?: string; level: string }
 export interface Attachment { containerID: string; ifname: string }
 export interface KubernetesConf { kubeconfig: string; globalNamespaces: string[]; multus: boolean; nodeAsn?: number }
@@ -44,7 +61,6 @@ export interface PluginConf {
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'];
 const IFNAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
-const NETNAME_RE = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
 
 /** A leg's interface name inside the pod: a valid Linux name, never eth*. */
 export function checkLegIfname(v: unknown, where: string): string {
@@ -72,7 +88,7 @@ function parseUnderlay(v: unknown): UnderlayConf {
 }
 
 export function checkUnicast(ip: string, where: string): string {
-  if (!ipaddr.isValid(ip)) throw invalidConfig(`${where} "${ip}" is not an IP address`);
+  if (!isIpAddress(ip)) throw invalidConfig(`${where} "${ip.slice(0, 60)}" is not an IP address`);
   const range = ipaddr.process(ip).range();
   if (['unspecified', 'multicast', 'broadcast', 'loopback', 'linkLocal'].includes(range)) {
     throw invalidConfig(`${where} "${ip}" is not a unicast address (${range})`);
@@ -112,7 +128,7 @@ function parseNetworks(v: unknown): Map<string, NetworkConf> {
   if (v === undefined) return out;
   const nets = obj(v, 'networks');
   for (const [name, raw] of Object.entries(nets)) {
-    if (!NETNAME_RE.test(name)) throw invalidConfig(`network name "${name.slice(0, 70)}" must be lower-case letters, digits, ".", "_" or "-" (at most 63)`);
+    networkName(name, 'network name');
     if (isObj(raw) && raw.trunk !== undefined) continue; // a trunk network: parseTrunks
     out.set(name, parseNetwork(name, raw, `networks.${name}`));
   }
@@ -120,17 +136,7 @@ function parseNetworks(v: unknown): Map<string, NetworkConf> {
   return out;
 }
 
-function parseCidr(v: unknown, where: string): string {
-  const s = str(v, where);
-  try {
-    ipaddr.parseCIDR(s);
-    return s;
-  } catch {
-    throw invalidConfig(`${where} "${s.slice(0, 60)}" is not an address with prefix length (e.g. 192.0.2.10/24)`);
-  }
-}
-
-function parseMac(v: unknown, where: string): string {
+export function parseMac(v: unknown, where: string): string {
   const s = str(v, where).toLowerCase();
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(s)) throw invalidConfig(`${where} "${s.slice(0, 40)}" is not a MAC address (aa:bb:cc:dd:ee:ff)`);
   if (parseInt(s.slice(0, 2), 16) & 1) throw invalidConfig(`${where} ${s} is a multicast MAC; a leg needs a unicast MAC`);
@@ -158,24 +164,42 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<s
     seenIf.add(iface);
     seenNet.add(network);
     const leg: LegConf = { network, interface: iface, ...(trunks.has(network) ? { trunk: true } : {}) };
-    if (l.ips !== undefined) {
-      if (!Array.isArray(l.ips) || l.ips.length === 0) throw invalidConfig(`${where}.ips must be a non-empty list of addresses with prefix length`);
-      leg.ips = l.ips.map((ip, j) => parseCidr(ip, `${where}.ips[${j}]`));
-      if (new Set(leg.ips.map((c) => ipaddr.parseCIDR(c)[0].toString())).size < leg.ips.length) throw invalidConfig(`${where}.ips lists the same address twice`);
-    }
+    if (l.ips !== undefined) leg.ips = parseIps(l.ips, `${where}.ips`);
     if (l.mac !== undefined) leg.mac = parseMac(l.mac, `${where}.mac`);
     return leg;
   });
 }
 
+/** A leg's addresses: a non-empty list of CIDRs, no address twice. */
+export function parseIps(v: unknown, where: string): string[] {
+  if (!Array.isArray(v) || v.length === 0) throw invalidConfig(`${where} must be a non-empty list of addresses with prefix length`);
+  const ips = v.map((ip, j) => cidr(ip, `${where}[${j}]`));
+  if (new Set(ips.map((c) => ipaddr.parseCIDR(c)[0].toString())).size < ips.length) throw invalidConfig(`${where} lists the same address twice`);
+  return ips;
+}
+
+/**
+ * Delegate mode: the attachment IS the leg, so the runtime's `runtimeConfig` (Multus puts the
+ * selection element's `ips`/`mac` there for a NAD declaring those capabilities) describes it.
+ * Its ips replace IPAM, as the selection's do in Kubernetes mode. Both objects also go to IPAM.
+ */
+function applyRuntimeConfig(leg: LegConf, rc: unknown, args: unknown): void {
+  if (args !== undefined) leg.args = obj(args, 'args');
+  if (rc === undefined) return;
+  const r = obj(rc, 'runtimeConfig');
+  leg.runtimeConfig = r;
+  if (r.ips !== undefined) leg.ips = parseIps(r.ips, 'runtimeConfig.ips');
+  if (r.mac !== undefined) leg.mac = parseMac(r.mac, 'runtimeConfig.mac');
+}
+
 function parseRegistry(v: unknown, stateDir: string, k8s: boolean): RegistryConf {
-  if (v === undefined) return k8s ? { type: 'kubernetes', path: '' } : { type: 'file', path: `${stateDir}/registry` };
+  if (v === undefined) return k8s ? { type: 'kubernetes' } : { type: 'file', path: `${stateDir}/registry` };
   const r = obj(v, 'registry');
   onlyKeys(r, 'registry', ['type', 'path']);
   const type = str(r.type, 'registry.type');
   if (type === 'kubernetes') {
     if (!k8s) throw invalidConfig('registry.type "kubernetes" needs a "kubernetes" section (kubeconfig)');
-    return { type, path: '' };
+    return { type };
   }
   if (type !== 'file') throw invalidConfig(`registry.type must be "file" or "kubernetes", got "${type.slice(0, 40)}"`);
   return { type, path: r.path === undefined ? `${stateDir}/registry` : absPath(r.path, 'registry.path') };
@@ -247,11 +271,8 @@ function parseAttachments(v: unknown): Attachment[] {
   });
 }
 
-/**
- * Parses the raw stdin bytes of a CNI call into a validated configuration. env: the caller's
- * environment (a delegate call reads PODLEGS_NODE_CONFIG from it); the CLI's own by default.
- */
-export function loadConf(stdin: Buffer | string, ifname = '', env: NodeJS.ProcessEnv = process.env): PluginConf {
+/** The raw stdin bytes of a CNI call as one JSON object. */
+function decode(stdin: Buffer | string): Obj {
   if (Buffer.byteLength(stdin) > MAX_INPUT_BYTES) throw new CniError(Code.DecodeFailure, `network configuration on stdin is larger than ${MAX_INPUT_BYTES} bytes`);
   let raw: unknown;
   try {
@@ -259,7 +280,32 @@ export function loadConf(stdin: Buffer | string, ifname = '', env: NodeJS.Proces
   } catch (e) {
     throw new CniError(Code.DecodeFailure, `network configuration on stdin is not valid JSON: ${(e as Error).message}`);
   }
-  let c = obj(raw, 'network configuration');
+  return obj(raw, 'network configuration');
+}
+
+const parseStateDir = (v: unknown): string => (v === undefined ? '/var/lib/podlegs' : absPath(v, 'stateDir'));
+
+/** What DEL reads from its configuration. */
+export type TeardownConf = Pick<PluginConf, 'cniVersion' | 'stateDir' | 'log'>;
+
+/**
+ * DEL undoes what the attachment's state file records (legs, VNIs, IPAM, registry), never
+ * what the configuration says now: only the fields that find that file and the log are
+ * validated, so a config that became invalid elsewhere (or a runtime's stale copy) still DELs.
+ */
+export function loadTeardownConf(stdin: Buffer | string, env: NodeJS.ProcessEnv = process.env): TeardownConf {
+  const c = decode(stdin);
+  const cniVersion = checkVersion(c.cniVersion);
+  const node = isDelegateConf(c) ? nodeDefaults(env) : {}; // a NAD config has no node settings of its own
+  return { cniVersion, stateDir: parseStateDir(c.stateDir ?? node.stateDir), log: parseLog(c.log ?? node.log) };
+}
+
+/**
+ * Parses the raw stdin bytes of a CNI call into a validated configuration. env: the caller's
+ * environment (a delegate call reads PODLEGS_NODE_CONFIG from it); the CLI's own by default.
+ */
+export function loadConf(stdin: Buffer | string, ifname = '', env: NodeJS.ProcessEnv = process.env): PluginConf {
+  let c = decode(stdin);
   const cniVersion = checkVersion(c.cniVersion);
   const delegate = isDelegateConf(c);
   if (delegate) {
@@ -267,9 +313,9 @@ export function loadConf(stdin: Buffer | string, ifname = '', env: NodeJS.Proces
     if (!ifname) throw invalidConfig('a network config (with "vni") needs CNI_IFNAME for its leg');
     c = delegateToStatic(c, ifname, env);
   }
-  const name = str(c.name, 'name');
+  const name = networkName(c.name, 'name');
   if (c.type !== 'podlegs') throw invalidConfig(`type must be "podlegs", got ${JSON.stringify(c.type)}`);
-  const stateDir = c.stateDir === undefined ? '/var/lib/podlegs' : absPath(c.stateDir, 'stateDir');
+  const stateDir = parseStateDir(c.stateDir);
   const networks = parseNetworks(c.networks);
   const trunks = parseTrunks(c.networks, networks);
   const kubernetes = c.kubernetes === undefined ? undefined : parseKubernetes(c.kubernetes);
@@ -294,7 +340,9 @@ export function loadConf(stdin: Buffer | string, ifname = '', env: NodeJS.Proces
     const a = obj(c.agent, 'agent');
     if (a.socket !== undefined) absPath(a.socket, 'agent.socket');
   }
-  if (c.prevResult !== undefined) conf.prevResult = toInternal(c.prevResult, 'prevResult');
+  if (delegate && conf.legs.length === 1) applyRuntimeConfig(conf.legs[0], c.runtimeConfig, c.args);
+  const prevResult = parsePrevResult(c.prevResult);
+  if (prevResult) conf.prevResult = prevResult;
   if (c['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(c['cni.dev/valid-attachments']);
   Object.assign(conf, parsePluginBgp(c.bgp, c.args));
   for (const net of networks.values()) {

@@ -1,12 +1,15 @@
-// DEL: idempotent, from the recorded state only (no netns, NAD or API needed).
+// DEL: idempotent, from the recorded state only (no netns, NAD or API needed), so the
+// configuration it is called with only has to say where that state is (loadTeardownConf).
 import { Kernel } from '../../overlay/kernel/kernel';
 import { withNodeLock } from '../../overlay/node-lock';
 import { readState, removeState } from '../state';
-import { CmdContext } from './context';
+import type { CniEnv } from './env';
+import type { TeardownConf } from './config';
+import type { Log } from '../log';
 import { teardown } from './teardown';
 import { forgetBgpPeer } from '../bgp/record';
 
-export async function cmdDel({ conf, env, log }: CmdContext): Promise<void> {
+export async function cmdDel({ conf, env, log }: { conf: TeardownConf; env: CniEnv; log: Log }): Promise<void> {
   const state = readState(conf.stateDir, env.containerId, env.ifname);
   if (!state) {
     log.debug('nothing recorded for this attachment');

@@ -1,21 +1,40 @@
 // IPAM delegation the standard way: exec the plugin named by ipam.type from
-// CNI_PATH with the caller's environment and the network config on stdin.
+// CNI_PATH with the caller's environment (CNI_ARGS included) and, on stdin, the
+// network config the plugin would see from a reference plugin: name,
+// cniVersion, ipam, and the leg's runtimeConfig/args.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, Code } from './errors';
-import type { IpamConf } from './config';
+import type { IpamConf, LegConf, NetworkConf } from './config';
+import type { Obj } from './validate';
 import { CniVersion, Result, toInternal } from './versions';
+
+/** What a leg's IPAM plugin sees besides `ipam`; recorded at ADD so DEL and GC hand it back. */
+export interface IpamContext {
+  name: string;         // network name for IPAM (libcni's rule: no "/"): host-local's directory, whereabouts' range key
+  cniArgs: string;      // the runtime's CNI_ARGS (whereabouts keys allocations by K8S_POD_NAMESPACE/K8S_POD_NAME)
+  runtimeConfig?: Obj;
+  args?: Obj;
+}
 
 export interface IpamCall {
   cniVersion: CniVersion;
-  network: string;      // the podlegs network the leg belongs to (used as the IPAM "name")
   containerId: string;
   netns: string;
   ifname: string;       // the leg's interface: host-local keys allocations on container + ifname
   cniPath: string[];
-  cniArgs?: string;
   environ: NodeJS.ProcessEnv; // the caller's (CniEnv.environ), not this process's: the agent serves many callers
+}
+
+/** CNI_ARGS as the runtime passed them (KEY=VALUE;...). */
+export const formatCniArgs = (args: Map<string, string>): string => [...args].map(([k, v]) => `${k}=${v}`).join(';');
+
+export function ipamContext(net: NetworkConf, leg: LegConf, cniArgs: Map<string, string>): IpamContext {
+  return {
+    name: net.ipamName ?? net.name, cniArgs: formatCniArgs(cniArgs),
+    ...(leg.runtimeConfig ? { runtimeConfig: leg.runtimeConfig } : {}), ...(leg.args ? { args: leg.args } : {}),
+  };
 }
 
 function findPlugin(type: string, dirs: string[]): string {
@@ -30,11 +49,14 @@ function findPlugin(type: string, dirs: string[]): string {
 }
 
 /** Runs one IPAM command; ADD returns the allocation in the 1.x shape. */
-export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, c: IpamCall): Result | undefined {
+export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, ctx: IpamContext, c: IpamCall): Result | undefined {
   const bin = findPlugin(ipam.type, c.cniPath);
   // Debian's plugins stop at 1.0.0; 1.1.0 results have the same shape, so ask in 1.0.0.
   const cniVersion = c.cniVersion === '1.1.0' ? '1.0.0' : c.cniVersion;
-  const stdin = JSON.stringify({ cniVersion, name: c.network, type: 'podlegs', ipam });
+  const stdin = JSON.stringify({
+    cniVersion, name: ctx.name, type: 'podlegs', ipam,
+    ...(ctx.runtimeConfig ? { runtimeConfig: ctx.runtimeConfig } : {}), ...(ctx.args ? { args: ctx.args } : {}),
+  });
   const r = spawnSync(bin, [], {
     input: stdin,
     encoding: 'utf8',
@@ -46,7 +68,7 @@ export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, c: Ip
       CNI_NETNS: c.netns,
       CNI_IFNAME: c.ifname,
       CNI_PATH: c.cniPath.join(':'),
-      CNI_ARGS: c.cniArgs ?? '',
+      CNI_ARGS: ctx.cniArgs,
     },
   });
   if (r.error) throw new CniError(Code.IpamFailure, `IPAM plugin ${ipam.type} could not run: ${r.error.message}`);
@@ -56,7 +78,7 @@ export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, c: Ip
       const e = JSON.parse(r.stdout) as { msg?: string; details?: string };
       msg = [e.msg, e.details].filter(Boolean).join(': ');
     } catch { /* not JSON: keep the raw text */ }
-    throw new CniError(Code.IpamFailure, `IPAM plugin ${ipam.type} ${command} failed for network ${c.network}: ${msg}`);
+    throw new CniError(Code.IpamFailure, `IPAM plugin ${ipam.type} ${command} failed for network ${ctx.name}: ${msg}`);
   }
   if (command !== 'ADD') return undefined;
   try {
@@ -65,4 +87,14 @@ export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, c: Ip
     if (e instanceof CniError) throw new CniError(Code.IpamFailure, e.message);
     throw new CniError(Code.IpamFailure, `IPAM plugin ${ipam.type} printed no JSON result`);
   }
+}
+
+/** Releases a leg's addresses with the context its ADD used (state written before this change: name only). */
+export function releaseIpam(ipam: IpamConf, ctx: IpamContext | undefined, fallbackName: string,
+  s: { cniVersion: string; containerId: string; netns: string }, ifname: string,
+  caller: { path: string[]; environ: NodeJS.ProcessEnv }): void {
+  execIpam('DEL', ipam, ctx ?? { name: fallbackName, cniArgs: '' }, {
+    cniVersion: s.cniVersion as CniVersion, containerId: s.containerId, netns: s.netns, ifname,
+    cniPath: caller.path, environ: caller.environ,
+  });
 }

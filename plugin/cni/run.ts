@@ -3,7 +3,7 @@
 import { KernelError } from '../../overlay/kernel/errors';
 import { LockTimeout, withNodeLock } from '../../overlay/node-lock';
 import { createLog, Log } from '../log';
-import { loadConf } from './config';
+import { LogConf, loadConf, loadTeardownConf } from './config';
 import { readEnv, CniEnv } from './env';
 import { CniError, Code } from './errors';
 import { atLeast, fromInternal, SUPPORTED_VERSIONS } from './versions';
@@ -41,12 +41,20 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Prom
       return { exitCode: 0, stdout: print({ cniVersion: version, supportedVersions: SUPPORTED_VERSIONS }) };
     }
     const env: CniEnv = readEnv(processEnv);
-    const conf = loadConf(stdin, env.ifname, processEnv);
-    version = conf.cniVersion;
-    log = createLog(conf.log, {
+    const openLog = (c: LogConf): Log => createLog(c, {
       command: env.command, containerId: env.containerId || undefined,
       pod: env.args.has('K8S_POD_NAME') ? `${env.args.get('K8S_POD_NAMESPACE') ?? ''}/${env.args.get('K8S_POD_NAME')}` : undefined,
     });
+    if (env.command === 'DEL') {
+      const conf = loadTeardownConf(stdin, processEnv);
+      version = conf.cniVersion;
+      log = openLog(conf.log);
+      await cmdDel({ conf, env, log });
+      return { exitCode: 0, stdout: '' };
+    }
+    const conf = loadConf(stdin, env.ifname, processEnv);
+    version = conf.cniVersion;
+    log = openLog(conf.log);
     const ctx = { conf, env, log };
     const requires = (min: string): void => {
       if (!atLeast(conf.cniVersion, min)) {
@@ -60,7 +68,6 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Prom
         const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx, k8s?.publish));
         return { exitCode: 0, stdout: print(fromInternal(result, conf.cniVersion)) };
       }
-      case 'DEL': await cmdDel(ctx); break;
       case 'CHECK': requires('0.4.0'); await cmdCheck(ctx); break;
       case 'GC': requires('1.1.0'); await cmdGc(ctx); break;
       case 'STATUS': requires('1.1.0'); await cmdStatus(ctx); break;

@@ -4,17 +4,20 @@ import { Kernel } from '../../overlay/kernel/kernel';
 import { removeLegsAndEmptySegments } from '../../overlay/segment';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import { AttachmentState } from '../state';
-import { execIpam } from './ipam';
-import { CniVersion } from './versions';
+import type { RegistryConf } from './config';
+import { releaseIpam } from './ipam';
 import type { Log } from '../log';
 import type { CniEnv } from './env';
 import { teardownTrunkLeg } from './trunk';
+
+/** The file registry to (un)register legs in; none in Kubernetes mode (network-status carries membership). */
+export const fileRegistry = (r: RegistryConf): FileRegistry | undefined => (r.type === 'file' ? new FileRegistry(r.path) : undefined);
 
 export const memberOwner = (containerId: string, attachIfname: string, legIfname: string): string =>
   `${containerId}/${attachIfname}/${legIfname}`;
 
 export async function teardown(node: Kernel, s: AttachmentState, caller: Pick<CniEnv, 'path' | 'environ'>, log: Log): Promise<void> {
-  const registry = s.registryPath ? new FileRegistry(s.registryPath) : undefined;
+  const registry = fileRegistry(s.registry);
   const errors: string[] = [];
   for (const leg of [...s.legs].reverse()) {
     const step = async (what: string, fn: () => unknown): Promise<void> => {
@@ -31,10 +34,7 @@ export async function teardown(node: Kernel, s: AttachmentState, caller: Pick<Cn
     await step('unregister', () => registry?.unregister({ vni: leg.vni, vtep: s.vtep, owner: memberOwner(s.containerId, s.ifname, leg.ifname) }));
     if (leg.ipam) {
       const ipam = leg.ipam;
-      await step('release addresses', () => execIpam('DEL', ipam, {
-        cniVersion: s.cniVersion as CniVersion, network: leg.network, containerId: s.containerId,
-        netns: s.netns, ifname: leg.ifname, cniPath: caller.path, environ: caller.environ,
-      }));
+      await step('release addresses', () => releaseIpam(ipam, leg.ipamContext, leg.network, s, leg.ifname, caller));
     }
   }
   // The access legs' veths and the segments they leave empty go in one kernel batch.

@@ -7,11 +7,11 @@ import { createTrunkLeg, probeTrunkSupport, TrunkUnsupported, trunkHostProblems 
 import { bridgeName, hostVethName, trunkVlanName, vxlanName } from '../../overlay/names';
 import { Underlay } from '../../overlay/underlay';
 import { FileRegistry } from '../../overlay/registry/file-registry';
-import type { LegConf, PluginConf } from './config';
+import type { LegConf, NetworkConf, PluginConf } from './config';
 import type { CniEnv } from './env';
 import { CniError, Code, invalidConfig } from './errors';
-import { execIpam } from './ipam';
-import { CniVersion, ResultIp, ResultRoute } from './versions';
+import { execIpam, ipamContext, releaseIpam } from './ipam';
+import { ResultIp, ResultRoute } from './versions';
 import type { AttachmentState, LegState } from '../state';
 
 /** Registry owner of one VLAN of a trunk leg: "<container>/<attachment>/<leg>.<vid>" (native: the leg's own). */
@@ -29,7 +29,7 @@ export function planTrunkLeg(conf: PluginConf, env: CniEnv, l: LegConf, mtuLimit
   }
   const mtu = t.mtu ?? mtuLimit;
   const hostIf = hostVethName(env.containerId, env.ifname, l.interface);
-  const net = (name: string): { vni: number; mtu?: number; ipam?: LegState['ipam'] } => {
+  const net = (name: string): NetworkConf => {
     const n = conf.networks.get(name);
     if (!n) throw invalidConfig(`trunk network ${t.name} refers to network ${name}, which is not defined`);
     if (n.mtu !== undefined && n.mtu > mtuLimit) {
@@ -45,7 +45,7 @@ export function planTrunkLeg(conf: PluginConf, env: CniEnv, l: LegConf, mtuLimit
   return {
     network: t.name, vni: nativeNet?.vni ?? 0, ifname: l.interface, hostIf, mtu, ips: l.ips ?? [],
     ...(l.mac ? { mac: l.mac } : {}),
-    ...(!l.ips && nativeNet?.ipam ? { ipam: nativeNet.ipam } : {}),
+    ...(!l.ips && nativeNet?.ipam ? { ipam: nativeNet.ipam, ipamContext: ipamContext(nativeNet, l, env.args) } : {}),
     trunk: { vlans, ...(t.nativeNetwork && nativeNet ? { native: { network: t.nativeNetwork, vni: nativeNet.vni } } : {}) },
   };
 }
@@ -101,9 +101,8 @@ export async function attachTrunkLeg(c: AttachContext): Promise<{ ips: ResultIp[
     if (e instanceof TrunkUnsupported) throw notAvailable(e);
     throw e;
   }
-  const alloc = leg.ipam && t.native ? execIpam('ADD', leg.ipam, {
-    cniVersion: conf.cniVersion, network: t.native.network, containerId: env.containerId,
-    netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
+  const alloc = leg.ipam && leg.ipamContext && t.native ? execIpam('ADD', leg.ipam, leg.ipamContext, {
+    cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
   }) : undefined;
   if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);
   const routes = alloc?.routes ?? [];
@@ -129,10 +128,7 @@ export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: Le
   if (t.native) await step('unregister native', () => registry?.unregister({ vni: t.native!.vni, vtep: s.vtep, owner: owner() }));
   if (leg.ipam && t.native) {
     const ipam = leg.ipam;
-    await step('release addresses', () => execIpam('DEL', ipam, {
-      cniVersion: s.cniVersion as CniVersion, network: t.native!.network, containerId: s.containerId,
-      netns: s.netns, ifname: leg.ifname, cniPath: caller.path, environ: caller.environ,
-    }));
+    await step('release addresses', () => releaseIpam(ipam, leg.ipamContext, t.native!.network, s, leg.ifname, caller));
   }
   // The veth, its VLAN devices (they would die with it anyway) and the segments they leave
   // empty go in one kernel batch.

@@ -1,15 +1,18 @@
 // The agent's `kubernetes` membership source: pods (all nodes) whose
-// network-status lists podlegs legs, and Nodes for their VTEP addresses.
+// network-status lists podlegs legs, Nodes for their VTEP addresses, and the
+// podlegs NADs (an entry Multus wrote names its NAD and carries no VNI).
 import * as ipaddr from 'ipaddr.js';
 import { Member, MemberProblem, MembershipSource, parseMember } from '../../overlay/registry/member';
 import { KubeClient } from './http';
 import { Clock, KubeObject, ListWatch } from './list-watch';
 import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
+import { nadVnis, NadVnis } from './nad';
 
 export const VTEP_ANNOTATION = 'podlegs.io/vtep';
 
 export interface PodLike extends KubeObject { spec?: { nodeName?: string }; status?: { phase?: string } }
 export interface NodeLike extends KubeObject { status?: { addresses?: { type: string; address: string }[] } }
+export interface NadLike extends KubeObject { spec?: { config?: string } }
 
 /** A node's VTEP: the podlegs.io/vtep annotation, else its first InternalIP. */
 export function nodeVtep(n: NodeLike): string | undefined {
@@ -19,7 +22,7 @@ export function nodeVtep(n: NodeLike): string | undefined {
 }
 
 /** Pure: members from pods and nodes (used by the source and by tests). */
-export function membersFrom(pods: Iterable<PodLike>, nodes: Map<string, NodeLike>): { members: Member[]; problems: MemberProblem[] } {
+export function membersFrom(pods: Iterable<PodLike>, nodes: Map<string, NodeLike>, nads: Map<string, NadVnis> = new Map()): { members: Member[]; problems: MemberProblem[] } {
   const members: Member[] = [];
   const problems: MemberProblem[] = [];
   for (const p of pods) {
@@ -28,7 +31,7 @@ export function membersFrom(pods: Iterable<PodLike>, nodes: Map<string, NodeLike
     if (!ann || !p.spec?.nodeName || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') continue;
     let legs;
     try {
-      legs = legsFromStatus(ann);
+      legs = legsFromStatus(ann, nads);
     } catch (e) {
       problems.push({ where, reason: (e as Error).message });
       continue;
@@ -49,21 +52,26 @@ export function membersFrom(pods: Iterable<PodLike>, nodes: Map<string, NodeLike
 export class KubernetesMembership implements MembershipSource {
   readonly pods: ListWatch<PodLike>;
   readonly nodes: ListWatch<NodeLike>;
+  readonly nads: ListWatch<NadLike>;
   private listeners = new Set<() => void>();
 
-  constructor(client: KubeClient, opts: { clock?: Clock; onError?: (what: string, e: Error) => void } = {}) {
+  constructor(client: KubeClient, opts: { clock?: Clock; onError?: (what: string, e: Error) => void; onNads?: () => void } = {}) {
+    const { onNads, ...lw } = opts;
     const onChange = (): void => { for (const l of this.listeners) l(); };
-    this.pods = new ListWatch<PodLike>(client, '/api/v1/pods', { ...opts, onChange });
-    this.nodes = new ListWatch<NodeLike>(client, '/api/v1/nodes', { ...opts, onChange });
+    this.pods = new ListWatch<PodLike>(client, '/api/v1/pods', { ...lw, onChange });
+    this.nodes = new ListWatch<NodeLike>(client, '/api/v1/nodes', { ...lw, onChange });
+    this.nads = new ListWatch<NadLike>(client, '/apis/k8s.cni.cncf.io/v1/network-attachment-definitions', {
+      ...lw, onChange: () => { onNads?.(); onChange(); },
+    });
   }
 
-  start(): void { this.pods.start(); this.nodes.start(); }
-  stop(): void { this.pods.stop(); this.nodes.stop(); }
+  start(): void { this.pods.start(); this.nodes.start(); this.nads.start(); }
+  stop(): void { this.pods.stop(); this.nodes.stop(); this.nads.stop(); }
 
   async list(): Promise<{ members: Member[]; problems: MemberProblem[] }> {
-    if (!this.pods.synced || !this.nodes.synced) throw new Error('Kubernetes membership not synced yet');
+    if (!this.pods.synced || !this.nodes.synced || !this.nads.synced) throw new Error('Kubernetes membership not synced yet');
     const nodes = new Map<string, NodeLike>([...this.nodes.items.values()].map((n) => [n.metadata.name, n]));
-    return membersFrom(this.pods.items.values(), nodes);
+    return membersFrom(this.pods.items.values(), nodes, nadVnis(this.nads.items.values()));
   }
 
   watch(onChange: () => void): () => void {

@@ -1,6 +1,7 @@
 // k8s.v1.cni.cncf.io/network-status as Multus writes it: the default network
 // (Cilium's eth0) first with default: true, then one entry per podlegs leg.
 import { Result } from '../cni/versions';
+import type { NadVnis } from './nad';
 
 export const NETWORK_STATUS_ANNOTATION = 'k8s.v1.cni.cncf.io/network-status';
 export const VNI_KEY = 'podlegs.io/vni';
@@ -51,8 +52,14 @@ export function buildNetworkStatus(defaultName: string, prev: Result | undefined
   return out;
 }
 
-/** Legs of a pod as another node sees them: entries carrying our VNI key. */
-export function legsFromStatus(annotation: string | undefined): { network: string; ifname: string; mac: string; vni: number }[] {
+export interface StatusLeg { network: string; ifname: string; mac: string; vni: number }
+
+/**
+ * Legs of a pod as another node sees them: entries carrying our keys (podlegs wrote them), and,
+ * given `nads`, entries without them whose name is a podlegs NAD (Multus wrote them after running
+ * podlegs as a delegate: {name: "<ns>/<nad>", interface, ips, mac, dns}); the NAD gives the VNIs.
+ */
+export function legsFromStatus(annotation: string | undefined, nads?: Map<string, NadVnis>): StatusLeg[] {
   if (!annotation) return [];
   let list: unknown;
   try {
@@ -61,11 +68,13 @@ export function legsFromStatus(annotation: string | undefined): { network: strin
     throw new Error(`${NETWORK_STATUS_ANNOTATION} is not JSON`);
   }
   if (!Array.isArray(list)) throw new Error(`${NETWORK_STATUS_ANNOTATION} is not a list`);
-  const out: { network: string; ifname: string; mac: string; vni: number }[] = [];
+  const out: StatusLeg[] = [];
   for (const e of list as NetworkStatus[]) {
-    const vni = e?.[VNI_KEY];
-    const vlans = e?.[VLANS_KEY];
-    if (typeof vni !== 'number' && !Array.isArray(vlans)) continue;
+    const own = { vni: e?.[VNI_KEY], vlans: e?.[VLANS_KEY] };
+    const ours = typeof own.vni === 'number' || Array.isArray(own.vlans);
+    const keys: { vni?: unknown; vlans?: unknown } | undefined = ours ? own : e?.default === true ? undefined : nads?.get(String(e?.name));
+    if (!keys) continue;
+    const { vni, vlans } = keys;
     if (typeof e.mac !== 'string' || typeof e.interface !== 'string') throw new Error(`${NETWORK_STATUS_ANNOTATION}: leg of ${String(e.name)} lacks mac or interface`);
     if (typeof vni === 'number') out.push({ network: String(e.name), ifname: e.interface, mac: e.mac, vni });
     for (const v of Array.isArray(vlans) ? vlans as unknown[] : []) {

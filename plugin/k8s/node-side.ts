@@ -4,14 +4,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { KubeClient } from './http';
-import { ListWatch, KubeObject, Clock } from './list-watch';
-import { KubernetesMembership, PodLike } from './membership-source';
+import { ListWatch, Clock } from './list-watch';
+import { KubernetesMembership, NadLike, PodLike } from './membership-source';
 import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
 import { nadCachePath, NODE_ASN_LABEL, nodeAsnPath } from './pod-legs';
 import { loadApiTarget } from './kubeconfig';
 
 export interface NodeSideLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
-interface NadLike extends KubeObject { spec?: { config?: string } }
 
 export class KubernetesNodeSide {
   readonly membership: KubernetesMembership;
@@ -21,8 +20,8 @@ export class KubernetesNodeSide {
 
   private constructor(private readonly client: KubeClient, private readonly o: { stateDir: string; nodeName: string; log: NodeSideLog; clock?: Clock }) {
     const onError = (what: string, e: Error): void => o.log.warn('kubernetes watch problem', { what, error: e.message });
-    this.membership = new KubernetesMembership(client, { clock: o.clock, onError });
-    this.nads = new ListWatch<NadLike>(client, '/apis/k8s.cni.cncf.io/v1/network-attachment-definitions', { clock: o.clock, onError, onChange: () => this.writeNadCache() });
+    this.membership = new KubernetesMembership(client, { clock: o.clock, onError, onNads: () => this.writeNadCache() });
+    this.nads = this.membership.nads;
     this.membership.watch(() => { this.writeNodeAsn(); void this.emitEvents(); });
   }
 
@@ -30,8 +29,8 @@ export class KubernetesNodeSide {
     return new KubernetesNodeSide(new KubeClient(await loadApiTarget(kubeconfig), () => loadApiTarget(kubeconfig)), o);
   }
 
-  start(): void { this.membership.start(); this.nads.start(); }
-  stop(): void { this.membership.stop(); this.nads.stop(); }
+  start(): void { this.membership.start(); }
+  stop(): void { this.membership.stop(); }
 
   /** Mirrors podlegs NADs into stateDir/nads/<ns>/<name>.json; warns about VNIs claimed twice. */
   private writeNadCache(): void {
@@ -94,6 +93,7 @@ export class KubernetesNodeSide {
       if (pod.spec?.nodeName !== this.o.nodeName) continue;
       let legs: ReturnType<typeof legsFromStatus>;
       try {
+        // Only entries podlegs wrote: for the legs of a Multus delegate, Multus posts the event itself.
         legs = legsFromStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
       } catch {
         continue; // reported by the membership source

@@ -8,10 +8,12 @@ import { CniEnv } from '../cni/env';
 import { ApiError, KubeClient } from './http';
 import { parseSelections, NETWORKS_ANNOTATION, Selection } from './selection';
 import { checkTrunkLegs, isTrunkEntry, parseTrunkNetwork, TrunkNetworkConf } from '../cni/trunk-config';
+import { NadConfig, NadObject, podlegsNadConfig, refKey } from './nad';
+
+export type { NadObject } from './nad';
 
 export interface PodRef { namespace: string; name: string; uid?: string }
 export interface PodObject { metadata: { name: string; namespace: string; uid?: string; annotations?: Record<string, string>; labels?: Record<string, string>; resourceVersion?: string }; spec?: { nodeName?: string } }
-export interface NadObject { metadata: { name: string; namespace: string }; spec?: { config?: string } }
 
 export function podRef(env: CniEnv): PodRef {
   const namespace = env.args.get('K8S_POD_NAMESPACE');
@@ -62,24 +64,21 @@ async function getNad(client: KubeClient, stateDir: string, ns: string, name: st
 
 export interface ResolvedLegs { networks: Map<string, NetworkConf>; legs: LegConf[]; trunks: Map<string, TrunkNetworkConf> }
 
-/** A NAD's podlegs config, or undefined for another type (Multus attaches those). */
-function podlegsConfig(nad: NadObject, key: string, multus: boolean): Record<string, unknown> | undefined {
-  let cfg: Record<string, unknown>;
-  try {
-    cfg = JSON.parse(nad.spec?.config ?? '') as Record<string, unknown>;
-  } catch {
-    throw invalidConfig(`NetworkAttachmentDefinition ${key} has no valid JSON spec.config`);
-  }
-  if (cfg.type !== 'podlegs') {
-    if (multus) return undefined;
-    throw invalidConfig(`NetworkAttachmentDefinition ${key} is of type ${JSON.stringify(cfg.type)}, not podlegs; install Multus (and set kubernetes.multus) to use other types`);
-  }
-  const { cniVersion: _v, name: _n, type: _t, ...spec } = cfg;
-  return spec;
+/** The network a NAD describes, under podlegs' key; IPAM gets the name Multus would hand it. */
+function nadNetwork(key: string, c: NadConfig): NetworkConf {
+  return { ...parseNetwork(key, c.spec, `NetworkAttachmentDefinition ${key} config`), ipamName: c.ipamName };
 }
 
-/** "name" or "ns/name" of a NAD a trunk refers to; the trunk's namespace by default. */
-const refKey = (ref: string, ns: string): string => (ref.includes('/') ? ref : `${ns}/${ref}`);
+/**
+ * What Multus would put into the delegate's stdin for this selection: `runtimeConfig` for the
+ * capabilities the NAD declares, `args.cni` from cni-args. Handed to the leg's IPAM plugin.
+ */
+function legContext(sel: Selection, c: NadConfig): Pick<LegConf, 'runtimeConfig' | 'args'> {
+  const rc: Record<string, unknown> = {};
+  if (c.capabilities.ips === true && sel.ips) rc.ips = sel.ips;
+  if (c.capabilities.mac === true && sel.mac) rc.mac = sel.mac;
+  return { ...(Object.keys(rc).length ? { runtimeConfig: rc } : {}), ...(sel.cniArgs ? { args: { cni: sel.cniArgs } } : {}) };
+}
 
 /** Selections → NADs → networks and legs (namespace isolation and VNI uniqueness enforced). */
 export async function resolveSelections(conf: PluginConf, client: KubeClient, pod: PodObject): Promise<ResolvedLegs> {
@@ -94,8 +93,9 @@ export async function resolveSelections(conf: PluginConf, client: KubeClient, po
       throw invalidConfig(`pod ${pod.metadata.namespace}/${pod.metadata.name} may not use NetworkAttachmentDefinition ${ns}/${sel.name}: only its own namespace and ${k8s.globalNamespaces.join(', ') || 'no global namespaces'} are allowed`);
     }
     const key = `${ns}/${sel.name}`;
-    const spec = podlegsConfig(await getNad(client, conf.stateDir, ns, sel.name), key, k8s.multus);
-    if (!spec) continue;
+    const nad = podlegsNadConfig(await getNad(client, conf.stateDir, ns, sel.name), key, k8s.multus);
+    if (!nad) continue;
+    const spec = nad.spec;
     if (networks.has(key) || trunks.has(key)) throw invalidConfig(`network ${key} is selected twice`);
     if (isTrunkEntry(spec)) {
       // A trunk NAD names other NADs (its namespace unless "ns/name") for its VLANs and native network.
@@ -105,15 +105,18 @@ export async function resolveSelections(conf: PluginConf, client: KubeClient, po
         const rk = refKey(ref, ns);
         const [rns, rname] = rk.split('/');
         if (rns !== pod.metadata.namespace && !k8s.globalNamespaces.includes(rns)) throw invalidConfig(`trunk ${key} refers to ${rk}, a namespace this pod may not use`);
-        const rspec = podlegsConfig(await getNad(client, conf.stateDir, rns, rname), rk, false)!;
-        if (isTrunkEntry(rspec)) throw invalidConfig(`trunk ${key} refers to ${rk}, which is itself a trunk`);
-        networks.set(rk, parseNetwork(rk, rspec, `NetworkAttachmentDefinition ${rk} config`));
+        const rnad = podlegsNadConfig(await getNad(client, conf.stateDir, rns, rname), rk, false)!;
+        if (isTrunkEntry(rnad.spec)) throw invalidConfig(`trunk ${key} refers to ${rk}, which is itself a trunk`);
+        networks.set(rk, nadNetwork(rk, rnad));
       }
       trunks.set(key, { ...t, vlans: t.vlans.map((v) => ({ ...v, network: refKey(v.network, ns) })), ...(t.nativeNetwork ? { nativeNetwork: refKey(t.nativeNetwork, ns) } : {}) });
     } else {
-      networks.set(key, parseNetwork(key, spec, `NetworkAttachmentDefinition ${key} config`));
+      networks.set(key, nadNetwork(key, nad));
     }
-    const leg: LegConf = { network: key, interface: checkLegIfname(sel.interface ?? `net${i + 1}`, `selection ${i} interface`), ...(trunks.has(key) ? { trunk: true } : {}) };
+    const leg: LegConf = {
+      network: key, interface: checkLegIfname(sel.interface ?? `net${i + 1}`, `selection ${i} interface`),
+      ...(trunks.has(key) ? { trunk: true } : {}), ...legContext(sel, nad),
+    };
     if (sel.ips) leg.ips = sel.ips;
     if (sel.mac) leg.mac = sel.mac;
     legs.push(leg);

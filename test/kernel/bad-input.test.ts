@@ -318,9 +318,13 @@ const configCases: Case[] = [
   { name: 'missing VNI', code: Code.InvalidConfig, conf: (c) => { delete net(c, 'vrrp-a').vni; } },
   { name: 'duplicate VNI across networks', code: Code.InvalidConfig, conf: (c) => { net(c, 'nf-b').vni = 100; } },
   {
-    name: 'network name with upper case and a space', code: Code.InvalidConfig,
+    name: 'network name with a space', code: Code.InvalidConfig,
     conf: (c) => { (c.networks as Conf)['Bad Net'] = { vni: 300 }; },
   },
+  // The CNI spec's rule: a letter or digit first, then letters, digits, "_", "." or "-".
+  { name: 'network name starting with "-"', code: Code.InvalidConfig, conf: (c) => { (c.networks as Conf)['-net'] = { vni: 300 }; } },
+  { name: 'network name with "/"', code: Code.InvalidConfig, conf: (c) => { (c.networks as Conf)['nf/b'] = { vni: 300 }; } },
+  { name: 'config name with a space (libcni refuses it too)', code: Code.InvalidConfig, conf: (c) => { c.name = 'my lab'; } },
   { name: 'unknown field in a network', code: Code.UnsupportedField, conf: (c) => { net(c, 'vrrp-a').vlan = 10; } },
   { name: 'network mtu is a string', code: Code.InvalidConfig, conf: (c) => { net(c, 'vrrp-a').mtu = '1400'; } },
   { name: 'network mtu 1451 above underlay 1500 - 50', code: Code.InvalidConfig, conf: (c) => { net(c, 'vrrp-a').mtu = 1451; } },
@@ -350,6 +354,9 @@ const configCases: Case[] = [
   { name: 'leg ips without prefix length', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = ['10.100.0.11']; } },
   { name: 'leg ips not an address', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = ['banana/24']; } },
   { name: 'leg ips prefix length 33', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = ['10.100.0.11/33']; } },
+  // ipaddr.js reads these as 10.0.0.100 and 10.100.0.11; Go's net.ParseCIDR (libcni) refuses both.
+  { name: 'leg ips short form "10.100/24"', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = ['10.100/24']; } },
+  { name: 'leg ips with leading zeros', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = ['010.100.000.011/24']; } },
   { name: 'leg ips is a string', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = '10.100.0.11/24'; } },
   { name: 'leg ips is empty', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = []; } },
   { name: 'leg mac is a number', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).mac = 2; } },
@@ -392,6 +399,31 @@ const configCases: Case[] = [
     conf: (c) => { c.prevResult = { ...ptpPrevResult(), ips: [{ interface: 1, gateway: '10.0.1.250' }] }; },
   },
   { name: 'prevResult interface without name', code: Code.DecodeFailure, conf: (c) => { c.prevResult = { ...ptpPrevResult(), interfaces: [{ mac: 'd2:5a:8e:3b:71:04' }] }; } },
+  // What libcni's result types cannot decode is refused (6), not handed on to the runtime.
+  {
+    name: 'prevResult ip address without prefix length', code: Code.DecodeFailure, msg: /prevResult\.ips\[0\]\.address/,
+    conf: (c) => { c.prevResult = { ...ptpPrevResult(), ips: [{ interface: 1, address: '10.0.1.23', gateway: '10.0.1.250' }] }; },
+  },
+  {
+    name: 'prevResult ip address in short form', code: Code.DecodeFailure, msg: /prevResult\.ips\[0\]\.address/,
+    conf: (c) => { c.prevResult = { ...ptpPrevResult(), ips: [{ interface: 1, address: '10.1/32', gateway: '10.0.1.250' }] }; },
+  },
+  {
+    name: 'prevResult ip gateway not an IP', code: Code.DecodeFailure, msg: /prevResult\.ips\[0\]\.gateway/,
+    conf: (c) => { c.prevResult = { ...ptpPrevResult(), ips: [{ interface: 1, address: '10.0.1.23/32', gateway: 'router' }] }; },
+  },
+  {
+    name: 'prevResult route dst not a CIDR', code: Code.DecodeFailure, msg: /prevResult\.routes\[1\]\.dst/,
+    conf: (c) => { c.prevResult = { ...ptpPrevResult(), routes: [{ dst: '10.0.1.250/32' }, { dst: 'default', gw: '10.0.1.250' }] }; },
+  },
+  {
+    name: 'prevResult ip interface is a string', code: Code.DecodeFailure, msg: /prevResult\.ips\[0\]\.interface/,
+    conf: (c) => { c.prevResult = { ...ptpPrevResult(), ips: [{ interface: '1', address: '10.0.1.23/32', gateway: '10.0.1.250' }] }; },
+  },
+  {
+    name: 'prevResult ip interface past the interfaces', code: Code.DecodeFailure, msg: /interface 2 is not an index/,
+    conf: (c) => { c.prevResult = { ...ptpPrevResult(), ips: [{ interface: 2, address: '10.0.1.23/32', gateway: '10.0.1.250' }] }; },
+  },
   { name: 'cni.dev/valid-attachments is an object', code: Code.InvalidConfig, conf: (c) => { c['cni.dev/valid-attachments'] = { containerID: 'x' }; } },
 ];
 
@@ -433,9 +465,11 @@ const envCases: Case[] = [
   { name: 'CNI_ARGS "=x"', code: Code.InvalidEnv, env: { CNI_ARGS: '=x' } },
   { name: 'CNI_ARGS "A=1;;B"', code: Code.InvalidEnv, env: { CNI_ARGS: 'A=1;;B' } },
   { name: 'CNI_ARGS key with a space', code: Code.InvalidEnv, env: { CNI_ARGS: 'K8S POD_NAME=x' } },
+  { name: 'CNI_ARGS pair with two "=" (libcni refuses it)', code: Code.InvalidEnv, env: { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=a=b' } },
   { name: 'CNI_ARGS longer than 4096', code: Code.InvalidEnv, env: { CNI_ARGS: `K8S_POD_NAME=${'a'.repeat(5000)}` } },
   { name: 'CHECK without CNI_NETNS', code: Code.InvalidEnv, env: { CNI_COMMAND: 'CHECK', CNI_NETNS: null } },
   { name: 'DEL without CNI_CONTAINERID', code: Code.InvalidEnv, env: { CNI_COMMAND: 'DEL', CNI_CONTAINERID: null } },
+  { name: 'DEL with CNI_IFNAME "../x"', code: Code.InvalidEnv, env: { CNI_COMMAND: 'DEL', CNI_IFNAME: '../x' } },
 ];
 
 const nodeCases: Case[] = [
@@ -501,8 +535,24 @@ const nodeCases: Case[] = [
     setup: () => { attachFirstPod(); ip('-n', POD2_NS, 'link', 'add', 'net2', 'type', 'veth', 'peer', 'name', 'y'); },
     cleanup: () => { run('ip', ['-n', POD2_NS, 'link', 'del', 'net2'], { allowFail: true }); detachFirstPod(); },
   },
-  { name: 'DEL with VNI 0', code: Code.InvalidConfig, conf: (c) => { net(c, 'vrrp-a').vni = 0; }, env: { CNI_COMMAND: 'DEL' } },
   { name: 'DEL with truncated JSON', code: Code.DecodeFailure, stdin: () => JSON.stringify(baseConf()).slice(0, 100), env: { CNI_COMMAND: 'DEL' } },
+  // What DEL does need (it finds the state file through stateDir and logs): still checked.
+  // Everything else DEL takes from the state file: see "DEL works from the recorded state".
+  { name: 'DEL without cniVersion', code: Code.InvalidConfig, conf: (c) => { delete c.cniVersion; }, env: { CNI_COMMAND: 'DEL' } },
+  { name: 'DEL with stateDir relative', code: Code.InvalidConfig, conf: (c) => { c.stateDir = 'state'; }, env: { CNI_COMMAND: 'DEL' } },
+  { name: 'DEL with log.level bogus', code: Code.InvalidConfig, conf: (c) => { (c.log as Conf).level = 'verbose'; }, env: { CNI_COMMAND: 'DEL' } },
+  {
+    name: 'CHECK without prevResult', code: Code.InvalidConfig, msg: /prevResult/,
+    env: { CNI_COMMAND: 'CHECK' }, setup: attachFirstPod, cleanup: detachFirstPod,
+  },
+  {
+    name: 'STATUS in Kubernetes mode with no kubeconfig', code: Code.NotAvailable, msg: /kubeconfig/,
+    conf: (c) => {
+      c.cniVersion = '1.1.0'; delete c.networks; delete c.legs; delete c.registry;
+      c.kubernetes = { kubeconfig: path.join(dir, 'no-such.kubeconfig') };
+    },
+    env: { CNI_COMMAND: 'STATUS', CNI_CONTAINERID: null, CNI_NETNS: null, CNI_IFNAME: null },
+  },
 ];
 
 const cases: Case[] = [...configCases, ...envCases, ...nodeCases];
@@ -670,4 +720,75 @@ describe('bad input gives one CNI error object and changes nothing', () => {
     test.failing(`${c.name} → code ${c.code} [known bug: ${why}]`, () => checkCase(c));
     if (nowGives !== undefined) test(`${c.name} → code ${nowGives} for now, nothing changed`, () => checkCase(c, nowGives, nowMsg));
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// DEL undoes what the attachment's state file records; a configuration that became invalid in
+// ways that do not matter for that (or that a runtime kept from an older podlegs) must not make
+// the runtime retry the DEL forever. Only cniVersion, stateDir, log and CNI_CONTAINERID/
+// CNI_IFNAME are DEL's own (see the DEL cases of the table above).
+
+interface DelCase { name: string; conf?: (c: Conf) => void; env?: Record<string, string> }
+const irrelevantToDel: DelCase[] = [
+  { name: 'a network name with a space', conf: (c) => { (c.networks as Conf)['Bad Net'] = { vni: 300 }; } },
+  { name: 'VNI 0', conf: (c) => { net(c, 'vrrp-a').vni = 0; } },
+  { name: 'the networks gone (legs name unknown networks)', conf: (c) => { delete c.networks; } },
+  { name: 'a network MTU above the underlay', conf: (c) => { net(c, 'vrrp-a').mtu = 9000; } },
+  { name: 'a leg named eth1', conf: (c) => { leg(c, 0).interface = 'eth1'; } },
+  { name: 'legs is a string', conf: (c) => { c.legs = 'net1'; } },
+  { name: 'an IPAM type with a path', conf: (c) => { (net(c, 'nf-b').ipam as Conf).type = '../../bin/sh'; } },
+  { name: 'a bogus kubernetes section', conf: (c) => { c.kubernetes = { kubeconfig: 'relative', multus: 'yes' }; } },
+  { name: 'registry.type bogus', conf: (c) => { c.registry = { type: 'etcd' }; } },
+  { name: 'underlay is a string', conf: (c) => { c.underlay = 'ul0'; } },
+  { name: 'no name and another type', conf: (c) => { delete c.name; c.type = 'bridge'; } },
+  { name: 'a prevResult that does not decode', conf: (c) => { c.prevResult = { ips: [{ address: 'x' }] }; } },
+  { name: 'CNI_ARGS with a pair "K8S_POD_NAME=a=b"', env: { CNI_ARGS: 'K8S_POD_NAME=a=b' } },
+  { name: 'a relative CNI_NETNS', env: { CNI_NETNS: 'netns/gone' } },
+];
+
+describe('DEL works from the recorded state', () => {
+  const delWith = (d: DelCase): PluginRun => {
+    const conf = baseConf();
+    d.conf?.(conf);
+    return plugin({ ...baseEnv(), CNI_COMMAND: 'DEL', ...d.env }, JSON.stringify(conf));
+  };
+
+  for (const d of irrelevantToDel) {
+    test(`ADD, then DEL with ${d.name} → exit 0, nothing left; DEL again → exit 0`, () => {
+      attachFirstPod();
+      try {
+        expect(snapshot()).not.toEqual(baseline); // the ADD did something to undo
+        const r = delWith(d);
+        expect({ exit: r.status, stdout: r.stdout }).toEqual({ exit: 0, stdout: '' });
+        expect(snapshot()).toEqual(baseline);
+        expect(delWith(d).status).toBe(0);
+      } finally {
+        plugin({ ...baseEnv(), CNI_COMMAND: 'DEL' }, JSON.stringify(baseConf()));
+      }
+    });
+  }
+
+  test('network names the CNI spec allows: upper case "A" and a trunk network "T" ADD and DEL', () => {
+    const conf = baseConf();
+    const namesIpam = path.join(dir, 'ipam-names'); // host-local keeps a directory per network name
+    conf.networks = {
+      A: { vni: 100 },
+      'nf_B.2': { vni: 200, ipam: { type: 'host-local', subnet: '10.30.0.0/24', dataDir: namesIpam } },
+      T: { trunk: { vlans: [{ vid: 10, network: 'A' }] } },
+    };
+    conf.legs = [{ network: 'A', interface: 'net1', ips: ['10.100.0.11/24'] }, { network: 'nf_B.2', interface: 'net2' }];
+    const add = plugin(baseEnv(), JSON.stringify(conf));
+    try {
+      expect({ exit: add.status, stdout: add.status === 0 ? '' : add.stdout }).toEqual({ exit: 0, stdout: '' });
+      expect((JSON.parse(add.stdout) as { interfaces: { name: string }[] }).interfaces.map((i) => i.name)).toEqual(['net1', 'net2']);
+      expect(linkSet(POD_NS).filter((l) => /^net[12] /.test(l))).toHaveLength(2);
+      const del = plugin({ ...baseEnv(), CNI_COMMAND: 'DEL' }, JSON.stringify(conf));
+      expect({ exit: del.status, stdout: del.stdout }).toEqual({ exit: 0, stdout: '' });
+      expect(snapshot()).toEqual(baseline);
+      expect(fs.readdirSync(path.join(namesIpam, 'nf_B.2')).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'))).toEqual([]);
+    } finally {
+      plugin({ ...baseEnv(), CNI_COMMAND: 'DEL' }, JSON.stringify(baseConf()));
+      fs.rmSync(namesIpam, { recursive: true, force: true });
+    }
+  });
 });

@@ -18,7 +18,7 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
 
 function state(id: string, over: Partial<AttachmentState> = {}): AttachmentState {
   return { containerId: id, ifname: 'eth0', netns: '/proc/self/ns/net', network: 'nf', cniVersion: '1.1.0', vtep: '192.0.2.11',
-    registryPath: '/nonexistent', legs: [], complete: true, pod: { eth0: { ips: ['10.10.1.5'], gateway: '10.10.1.1' }, labels: { app: 'lb' } }, ...over };
+    registry: { type: 'file', path: '/nonexistent' }, legs: [], complete: true, pod: { eth0: { ips: ['10.10.1.5'], gateway: '10.10.1.1' }, labels: { app: 'lb' } }, ...over };
 }
 
 describe('StaticPodSource', () => {

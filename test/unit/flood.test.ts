@@ -1,5 +1,7 @@
 import { desiredFlood } from '../../overlay/flood';
-import { plan, ActualSegment } from '../../overlay/agent/reconciler';
+import { planFdb, SegmentState } from '../../overlay/agent/reconciler';
+import { desiredState } from '../../overlay/agent/desired';
+import { ZERO_MAC } from '../../overlay/kernel/kernel';
 import { Member } from '../../overlay/registry/member';
 import { parseMember } from '../../overlay/registry/member';
 
@@ -18,20 +20,24 @@ describe('desiredFlood', () => {
   });
 });
 
-describe('reconciler plan', () => {
-  const actual = new Map<number, ActualSegment>([
-    [100, { vni: 100, vxlanIndex: 7, flood: new Set(['192.0.2.12', '192.0.2.99']) }],
-    [200, { vni: 200, vxlanIndex: 8, flood: new Set() }],
-  ]);
+// The agent's path: desiredState from membership, planFdb against what the kernel holds.
+describe('reconciler flood plan (desiredState + planFdb)', () => {
+  const seg = (vni: number, vxlanIndex: number, flood: string[], macs: [string, string][] = []): SegmentState =>
+    ({ vni, vxlanIndex, legs: ['pl0'], flood: new Set(flood), macs: new Map(macs.map(([mac, dst]) => [mac, new Set([dst])])) });
+  const planFor = (actual: Map<number, SegmentState>, members: Member[], local: string) =>
+    planFdb(actual, desiredState(members, local, actual.keys()).segments);
   it('adds what is missing and removes what is stale, nothing else', () => {
-    const ops = plan(actual, [m(100, '192.0.2.12', 1), m(200, '192.0.2.13', 2), m(200, '192.0.2.11', 3)], '192.0.2.11');
-    expect(ops).toEqual([
-      { op: 'del', vni: 100, vxlanIndex: 7, dst: '192.0.2.99' },
-      { op: 'add', vni: 200, vxlanIndex: 8, dst: '192.0.2.13' },
-    ].sort((a, b) => (a.vni - b.vni)));
+    const actual = new Map([[100, seg(100, 7, ['192.0.2.12', '192.0.2.99'])], [200, seg(200, 8, [])]]);
+    const ops = planFor(actual, [m(100, '192.0.2.12', 1), m(200, '192.0.2.13', 2), m(200, '192.0.2.11', 3)], '192.0.2.11');
+    expect(ops.filter((o) => o.mac === ZERO_MAC).sort((a, b) => a.vni - b.vni)).toEqual([
+      { op: 'del', vni: 100, vxlanIndex: 7, mac: ZERO_MAC, dst: '192.0.2.99' },
+      { op: 'add', vni: 200, vxlanIndex: 8, mac: ZERO_MAC, dst: '192.0.2.13' },
+    ]);
   });
   it('is empty when actual equals desired', () => {
-    expect(plan(actual, [m(100, '192.0.2.12', 1), m(100, '192.0.2.99', 2)], '192.0.2.11')).toEqual([]);
+    const a = m(100, '192.0.2.12', 1), b = m(100, '192.0.2.99', 2);
+    const actual = new Map([[100, seg(100, 7, ['192.0.2.12', '192.0.2.99'], [[a.mac, a.vtep], [b.mac, b.vtep]])]]);
+    expect(planFor(actual, [a, b], '192.0.2.11')).toEqual([]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { atLeast, checkVersion, fromInternal, toInternal, SUPPORTED_VERSIONS, CniVersion } from '../../plugin/cni/versions';
+import { atLeast, checkVersion, fromInternal, parsePrevResult, toInternal, SUPPORTED_VERSIONS, CniVersion } from '../../plugin/cni/versions';
 import { CniError } from '../../plugin/cni/errors';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -56,8 +56,41 @@ describe('result conversion', () => {
   });
 
   it.each([
-    [[], 'not an object'], ['x', 'not an object'], [{ ips: {} }, 'not a list'], [{ ips: [{}] }, 'without address'], [{ interfaces: [{ mac: 'x' }] }, 'without name'],
-  ])('rejects malformed prevResult %p', (bad, msg) => {
-    expect(() => toInternal(bad, 'prevResult')).toThrow(msg);
+    [[], 'must be an object'], ['x', 'must be an object'], [{ ips: {} }, 'not a list'], [{ ips: [{}] }, 'without address'], [{ interfaces: [{ mac: 'x' }] }, 'without name'],
+    [{ ips: [{ address: '10.0.1.23' }] }, 'ips[0].address "10.0.1.23" is not an address with prefix length'],
+    [{ ips: [{ address: 'banana/24' }] }, 'ips[0].address'],
+    [{ ips: [{ address: '10.1/24' }] }, 'ips[0].address'], // ipaddr.js would read 10.0.0.1; Go's ParseCIDR refuses it
+    [{ ips: [{ address: 24 }] }, 'ips[0].address must be a non-empty string'],
+    [{ ips: [{ address: '10.0.1.23/32', gateway: '10.0.1' }] }, 'ips[0].gateway "10.0.1" is not an IP address'],
+    [{ ips: [{ address: '10.0.1.23/32', interface: '1' }] }, 'ips[0].interface must be an integer'],
+    [{ ips: [{ address: '10.0.1.23/32', interface: 1.5 }] }, 'ips[0].interface must be an integer'],
+    [{ ips: [{ address: '10.0.1.23/32', interface: -1 }] }, 'ips[0].interface must be an integer'],
+    [{ routes: [{ dst: 'default' }] }, 'routes[0].dst "default" is not an address with prefix length'],
+    [{ routes: [{ gw: '10.0.1.1' }] }, 'routes[0].dst must be a non-empty string'],
+    [{ routes: [{ dst: '0.0.0.0/0', gw: 'router' }] }, 'routes[0].gw "router" is not an IP address'],
+  ])('rejects malformed prevResult %p with code 6', (bad, msg) => {
+    let err: unknown;
+    try { toInternal(bad, 'prevResult'); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(CniError);
+    expect((err as CniError).message).toContain(msg);
+    expect((err as CniError).code).toBe(6);
+  });
+
+  it('accepts what libcni decodes: IPv4, IPv6, IPv4-mapped, host routes', () => {
+    const r = { interfaces: [{ name: 'eth0' }], ips: [{ address: '10.0.1.23/32', gateway: '10.0.1.250', interface: 0 }, { address: '2001:db8::5/128', gateway: 'fe80::1' }],
+      routes: [{ dst: '0.0.0.0/0', gw: '10.0.1.250' }, { dst: '::ffff:192.0.2.0/120' }, { dst: '::/0' }] };
+    expect(parsePrevResult(r)).toEqual(r);
+  });
+
+  it.each([
+    [{ interfaces: [{ name: 'eth0' }], ips: [{ address: '10.0.1.23/32', interface: 1 }] }, 'interface 1 is not an index into prevResult.interfaces (1 entries)'],
+    [{ ips: [{ address: '10.0.1.23/32', interface: 0 }] }, 'interface 0 is not an index into prevResult.interfaces (0 entries)'],
+  ])('refuses a prevResult IP pointing past its interfaces %p with code 6', (bad, msg) => {
+    expect(() => parsePrevResult(bad)).toThrow(msg);
+    try { parsePrevResult(bad); } catch (e) { expect((e as CniError).code).toBe(6); }
+  });
+
+  it('Cilium\'s result is a valid prevResult', () => {
+    expect(parsePrevResult(ciliumResult)?.ips?.[0].interface).toBe(1);
   });
 });
