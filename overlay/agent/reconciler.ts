@@ -4,7 +4,7 @@
 // never touched and traffic on them is never interrupted. It only looks at
 // podlegs' own segments (plbr<vni> bridges, plvx<vni> VXLAN devices).
 import { FdbChange, FdbFailure, Kernel, LinkInfo, ZERO_MAC } from '../kernel/kernel';
-import { bridgeName, vniOfSegmentName, vxlanName } from '../names';
+import { segmentRole } from '../segment';
 import { DesiredSegment } from './desired';
 
 export interface SegmentState {
@@ -21,15 +21,6 @@ export type PlannedChange = FdbChange & { vni: number };
 /** The kernel operations the reconciler uses (a fake one in unit tests). */
 export type SegmentKernel = Pick<Kernel, 'links' | 'fdbAll' | 'fdbBatch' | 'deleteLink'>;
 
-/** Our own segment devices only: right name and right kind (and VNI), or not ours. */
-function segmentOf(l: LinkInfo): { vni: number; role: 'vxlan' | 'bridge' } | undefined {
-  const vni = vniOfSegmentName(l.name);
-  if (vni === undefined) return undefined;
-  if (l.name === vxlanName(vni) && l.kind === 'vxlan' && l.vxlan?.vni === vni) return { vni, role: 'vxlan' };
-  if (l.name === bridgeName(vni) && l.kind === 'bridge') return { vni, role: 'bridge' };
-  return undefined;
-}
-
 /** This node's segments, their legs and their FDB, by VNI. */
 export async function readSegments(k: SegmentKernel, links?: LinkInfo[]): Promise<Map<number, SegmentState>> {
   const all = links ?? (await k.links());
@@ -40,7 +31,7 @@ export async function readSegments(k: SegmentKernel, links?: LinkInfo[]): Promis
     return s;
   };
   for (const l of all) {
-    const seg = segmentOf(l);
+    const seg = segmentRole(l);
     if (seg?.role === 'vxlan') get(seg.vni).vxlanIndex = l.index;
     else if (seg?.role === 'bridge') get(seg.vni).bridgeIndex = l.index;
   }

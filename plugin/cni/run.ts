@@ -1,5 +1,6 @@
 // The CNI entry: read stdin and env, validate, dispatch, and turn every
 // outcome into exactly one JSON document on stdout.
+import { ForeignDevice } from '../../overlay/segment';
 import { KernelError } from '../../overlay/kernel/errors';
 import { LockTimeout, withNodeLock } from '../../overlay/node-lock';
 import { createLog, Log } from '../log';
@@ -27,6 +28,7 @@ function looseVersion(stdin: string): string {
 function asCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
   if (e instanceof LockTimeout) return new CniError(Code.TryAgainLater, `another podlegs operation holds this node's lock: ${e.message}`);
+  if (e instanceof ForeignDevice) return new CniError(Code.InterfaceExists, e.message);
   if (e instanceof KernelError) return new CniError(Code.KernelFailure, `the kernel refused: ${e.message}`);
   const err = e as NodeJS.ErrnoException;
   if (err?.code && err.syscall) return new CniError(Code.IoFailure, `${err.syscall} ${err.path ?? ''} failed: ${err.code}`);

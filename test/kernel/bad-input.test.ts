@@ -535,6 +535,17 @@ const nodeCases: Case[] = [
     setup: () => { attachFirstPod(); ip('-n', POD2_NS, 'link', 'add', 'net2', 'type', 'veth', 'peer', 'name', 'y'); },
     cleanup: () => { run('ip', ['-n', POD2_NS, 'link', 'del', 'net2'], { allowFail: true }); detachFirstPod(); },
   },
+  // A device with a segment's name that is not podlegs' own: refused, never adopted or removed.
+  {
+    name: 'a foreign macvlan device named plbr100', code: Code.InterfaceExists, msg: /plbr100 exists on this node but is a macvlan/,
+    setup: () => { ip('-n', NODE_NS, 'link', 'add', 'plbr100', 'link', 'ul0', 'type', 'macvlan'); },
+    cleanup: () => { run('ip', ['-n', NODE_NS, 'link', 'del', 'plbr100'], { allowFail: true }); },
+  },
+  {
+    name: 'a foreign VXLAN device plvx100 with VNI 999', code: Code.InterfaceExists, msg: /plvx100 exists on this node but is a VXLAN device with VNI 999/,
+    setup: () => { ip('-n', NODE_NS, 'link', 'add', 'plvx100', 'type', 'vxlan', 'id', '999', 'dstport', '4789', 'local', '192.0.2.11', 'dev', 'ul0'); },
+    cleanup: () => { run('ip', ['-n', NODE_NS, 'link', 'del', 'plvx100'], { allowFail: true }); },
+  },
   { name: 'DEL with truncated JSON', code: Code.DecodeFailure, stdin: () => JSON.stringify(baseConf()).slice(0, 100), env: { CNI_COMMAND: 'DEL' } },
   // What DEL does need (it finds the state file through stateDir and logs): still checked.
   // Everything else DEL takes from the state file: see "DEL works from the recorded state".
@@ -789,6 +800,33 @@ describe('DEL works from the recorded state', () => {
     } finally {
       plugin({ ...baseEnv(), CNI_COMMAND: 'DEL' }, JSON.stringify(baseConf()));
       fs.rmSync(namesIpam, { recursive: true, force: true });
+    }
+  });
+});
+
+// A segment device of podlegs' own kind left from another configuration (another VXLAN port,
+// another VTEP address after a renumbering) must not be adopted as it is: traffic would go out
+// with the old source address or port.
+describe('a stale segment device is verified and replaced', () => {
+  const vxlanOf = (name: string): { local?: string; port?: number; link?: string } => {
+    const [l] = JSON.parse(ip('-n', NODE_NS, '-d', '-j', 'link', 'show', name)) as { linkinfo: { info_data: { local?: string; port?: number; link?: string } } }[];
+    return l.linkinfo.info_data;
+  };
+
+  test('plvx100 with port 4790 and local 198.51.100.11 on uld0 → ADD replaces it with port and VTEP of the config; DEL leaves nothing', () => {
+    ip('-n', NODE_NS, 'link', 'add', 'plvx100', 'type', 'vxlan', 'id', '100', 'dstport', '4790', 'local', '198.51.100.11', 'dev', 'uld0');
+    try {
+      attachFirstPod();
+      const v = vxlanOf('plvx100');
+      expect({ local: v.local, port: v.port }).toEqual({ local: '192.0.2.11', port: 4789 });
+      const warned = fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { message: string; differed?: string })
+        .filter((l) => l.message === 'replaced a VXLAN device that no longer matched this node');
+      expect(warned.at(-1)?.differed).toMatch(/port 4790 → 4789, local 198\.51\.100\.11 → 192\.0\.2\.11/);
+      detachFirstPod();
+      expect(snapshot()).toEqual(baseline);
+    } finally {
+      run('ip', ['-n', NODE_NS, 'link', 'del', 'plvx100'], { allowFail: true });
+      plugin({ ...baseEnv(), CNI_COMMAND: 'DEL' }, JSON.stringify(baseConf()));
     }
   });
 });
