@@ -154,9 +154,9 @@ describe('Agent', () => {
 });
 
 describe('agent config', () => {
-  it('has defaults', () => expect(parseAgentConf(undefined)).toEqual({ metricsAddress: '127.0.0.1:9750', resyncSeconds: 10, gracePeriodSeconds: 30, debounceMs: 10 }));
+  it('has defaults', () => expect(parseAgentConf(undefined)).toEqual({ metricsAddress: '127.0.0.1:9750', resyncSeconds: 10, gracePeriodSeconds: 30, debounceMs: 10, socket: '/run/podlegs/agent.sock' }));
   it('accepts valid settings', () => expect(parseAgentConf({ metricsAddress: '[::1]:9999', resyncSeconds: 0.5, gracePeriodSeconds: 0 }))
-    .toEqual({ metricsAddress: '[::1]:9999', resyncSeconds: 0.5, gracePeriodSeconds: 0, debounceMs: 10 }));
+    .toEqual({ metricsAddress: '[::1]:9999', resyncSeconds: 0.5, gracePeriodSeconds: 0, debounceMs: 10, socket: '/run/podlegs/agent.sock' }));
   it.each<[unknown, string]>([
     [[], 'object'], [{ metricsAddress: 9750 }, 'string'], [{ metricsAddress: 'localhost' }, 'host:port'], [{ metricsAddress: '1.2.3.4:70000' }, 'host:port'],
     [{ resyncSeconds: 0 }, 'resyncSeconds'], [{ resyncSeconds: '10' }, 'resyncSeconds'], [{ gracePeriodSeconds: -1 }, 'gracePeriodSeconds'],
