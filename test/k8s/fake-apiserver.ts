@@ -21,6 +21,8 @@ const RESOURCES: Record<string, { apiVersion: string; kind: string; namespaced: 
 
 const status = (code: number, reason: string, message: string): Obj => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
 
+const clientOf = (s: import('net').Socket): string => (s.remoteAddress ?? '?').replace(/^::ffff:/, '');
+
 /** RFC 7386 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
@@ -39,6 +41,8 @@ export class FakeApiServer {
   endWatchesAfterMs = 0;
   /** Watch requests received, per path (with the query other than watch parameters). */
   readonly watchRequests = new Map<string, number>();
+  /** The same, per client: "<client address> <path>". */
+  readonly watchRequestsByClient = new Map<string, number>();
   readonly calls: { method: string; path: string }[] = [];
   readonly faults: Fault[] = [];
   /** Changes older than this many RVs are compacted: watching from before them gets 410. */
@@ -112,7 +116,7 @@ export class FakeApiServer {
   /** Open TCP connections, per client address. */
   connections(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const s of this.sockets) out.set(s.remoteAddress ?? '?', (out.get(s.remoteAddress ?? '?') ?? 0) + 1);
+    for (const s of this.sockets) out.set(clientOf(s), (out.get(clientOf(s)) ?? 0) + 1);
     return out;
   }
 
@@ -223,6 +227,8 @@ export class FakeApiServer {
     const counted = new URLSearchParams([...url.searchParams].filter(([k]) => !['watch', 'allowWatchBookmarks', 'resourceVersion', 'timeoutSeconds'].includes(k)));
     const wkey = `${url.pathname}${counted.size ? `?${counted}` : ''}`;
     this.watchRequests.set(wkey, (this.watchRequests.get(wkey) ?? 0) + 1);
+    const ckey = `${clientOf(req.socket)} ${wkey}`;
+    this.watchRequestsByClient.set(ckey, (this.watchRequestsByClient.get(ckey) ?? 0) + 1);
     const from = Number(url.searchParams.get('resourceVersion') || this.rv);
     const oldest = Math.max(this.compactedAt, col.log.length ? col.log[0].rv - 1 : 0);
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
