@@ -44,8 +44,6 @@ export class ListWatch<T extends KubeObject> {
   synced = false;
   relists = 0;
   errors = 0;
-  /** Watch requests started, for tests and metrics. */
-  watches = 0;
   private rv = '';
   private stopped = true;
   private backoff: number;
@@ -129,7 +127,6 @@ export class ListWatch<T extends KubeObject> {
     const query = `watch=true&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(this.rv)}&timeoutSeconds=${this.o.watchTimeoutSeconds ?? 300}`;
     const what = `watch ${this.path}`;
     const started = this.clock.now();
-    this.watches++;
     this.client.stream(`${this.path}${sep}${query}`, signal).then((res) => {
       let settled = false;
       let events = 0;
