@@ -2,7 +2,7 @@
 import { CniError, Code } from '../cni/errors';
 import type { CmdContext } from '../cni/context';
 import type { Publish } from '../cni/add';
-import { KubeClient } from './http';
+import { ADD_API_BUDGET_MS, ApiBudget, KubeClient } from './http';
 import { loadApiTarget } from './kubeconfig';
 import { apiFailure, podRef, PodObject, readNodeAsn, resolveSelections } from './pod-legs';
 import { buildNetworkStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
@@ -10,9 +10,10 @@ import { bgpPeerOf, eth0FromResult } from '../bgp/peer';
 
 export const BGP_PEER_ANNOTATION = 'podlegs.io/bgp-peer';
 
+/** The ADD's client: every request through it shares one deadline (ADD_API_BUDGET_MS). */
 export async function kubeClient(kubeconfig: string): Promise<KubeClient> {
   try {
-    return new KubeClient(await loadApiTarget(kubeconfig));
+    return new KubeClient(await loadApiTarget(kubeconfig), undefined, new ApiBudget(ADD_API_BUDGET_MS));
   } catch (e) {
     throw new CniError(Code.NotAvailable, `cannot use kubeconfig ${kubeconfig}: ${(e as Error).message}`);
   }

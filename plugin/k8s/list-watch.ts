@@ -2,8 +2,8 @@
 // list, then watch from the list's resourceVersion with bookmarks; a 410 Gone
 // (as status or as an ERROR event) means relist; other failures back off
 // exponentially within bounds. Decode errors are never swallowed: they are
-// reported and force a relist. Time comes from an injected clock.
-import { IncomingMessage } from 'http';
+// reported and force a relist. A 401 rereads the kubeconfig (KubeClient), for
+// watches as for lists. Time comes from an injected clock.
 import { ApiError, KubeClient } from './http';
 
 export interface Clock {
@@ -31,32 +31,68 @@ export interface ListWatchOptions {
 
 const keyOf = (o: KubeObject): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
 
+/** client-go's rule: a watch that ends within this time having received nothing counts as a failure. */
+const SHORT_WATCH_MS = 1000;
+
+/**
+ * One request at a time per reflector, by construction: every list or watch runs under a new
+ * generation (the previous request is aborted first), callbacks of an older generation are
+ * ignored, and each stream settles exactly once however many of end/error/close fire.
+ */
 export class ListWatch<T extends KubeObject> {
   readonly items = new Map<string, T>();
   synced = false;
   relists = 0;
   errors = 0;
   private rv = '';
-  private stopped = false;
+  private stopped = true;
   private backoff: number;
   private timer: unknown;
-  private req?: { destroy(): void };
+  private generation = 0;
+  private abort?: AbortController;
   private readonly clock: Clock;
 
   constructor(private readonly client: KubeClient, private readonly path: string, private readonly o: ListWatchOptions) {
     this.clock = o.clock ?? realClock;
-    this.backoff = o.backoffMs?.initial ?? 200;
+    this.backoff = this.initialBackoff();
   }
 
   start(): void {
+    if (!this.stopped) return;
     this.stopped = false;
-    void this.relist();
+    this.next('relist');
   }
 
   stop(): void {
     this.stopped = true;
+    this.begin(); // aborts what runs and makes its callbacks stale
+  }
+
+  private initialBackoff(): number { return this.o.backoffMs?.initial ?? 200; }
+
+  /** Aborts the current request and timer; returns the new generation and its signal. */
+  private begin(): { gen: number; signal: AbortSignal } {
     this.clock.clearTimeout(this.timer);
-    this.req?.destroy();
+    this.abort?.abort();
+    this.abort = new AbortController();
+    return { gen: ++this.generation, signal: this.abort.signal };
+  }
+
+  /** The only way the next request starts: now, or after the backoff when the last one failed. */
+  private next(how: 'relist' | 'rewatch', failed?: { what: string; error: Error }): void {
+    if (this.stopped) return;
+    const { gen } = this.begin();
+    const run = (): void => {
+      if (gen !== this.generation || this.stopped) return;
+      if (how === 'relist') void this.relist();
+      else this.watch();
+    };
+    if (!failed) return run();
+    this.fail(failed.what, failed.error);
+    const max = this.o.backoffMs?.max ?? 30_000;
+    const wait = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, max);
+    this.timer = this.clock.setTimeout(run, wait);
   }
 
   private fail(what: string, e: Error): void {
@@ -64,79 +100,69 @@ export class ListWatch<T extends KubeObject> {
     this.o.onError?.(what, e);
   }
 
-  private retry(fn: () => void): void {
-    if (this.stopped) return;
-    const max = this.o.backoffMs?.max ?? 30_000;
-    const wait = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, max);
-    this.timer = this.clock.setTimeout(fn, wait);
-  }
-
   private async relist(): Promise<void> {
-    if (this.stopped) return;
+    const { gen, signal } = this.begin();
+    let list: ListResponse<T>;
     try {
-      const list = await this.client.request<ListResponse<T>>(this.path, { timeoutMs: 30_000, retries: 0 });
+      list = await this.client.request<ListResponse<T>>(this.path, { timeoutMs: 30_000, retries: 0, signal });
       if (!Array.isArray(list.items)) throw new Error(`list ${this.path}: no items`);
-      this.items.clear();
-      for (const it of list.items) this.items.set(keyOf(it), it);
-      this.rv = list.metadata?.resourceVersion ?? '';
-      this.synced = true;
-      this.relists++;
-      this.backoff = this.o.backoffMs?.initial ?? 200;
-      this.o.onChange();
-      this.watch();
     } catch (e) {
-      this.fail(`list ${this.path}`, e as Error);
-      this.retry(() => void this.relist());
+      if (gen === this.generation) this.next('relist', { what: `list ${this.path}`, error: e as Error });
+      return;
     }
+    if (gen !== this.generation) return;
+    this.items.clear();
+    for (const it of list.items) this.items.set(keyOf(it), it);
+    this.rv = list.metadata?.resourceVersion ?? '';
+    this.synced = true;
+    this.relists++;
+    this.backoff = this.initialBackoff();
+    this.o.onChange();
+    this.next('rewatch');
   }
 
   private watch(): void {
-    if (this.stopped) return;
+    const { gen, signal } = this.begin();
     const sep = this.path.includes('?') ? '&' : '?';
     const query = `watch=true&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(this.rv)}&timeoutSeconds=${this.o.watchTimeoutSeconds ?? 300}`;
-    const req = this.client.transport().request(this.client.requestOptions(`${this.path}${sep}${query}`, 'GET'), (res: IncomingMessage) => {
-      if (res.statusCode === 410) { res.resume(); void this.relist(); return; }
-      if (res.statusCode !== 200) {
-        res.resume();
-        this.fail(`watch ${this.path}`, new ApiError(res.statusCode ?? 0, res.statusMessage ?? '', `watch ${this.path}: ${res.statusCode}`, true));
-        this.retry(() => this.watch());
-        return;
-      }
+    const what = `watch ${this.path}`;
+    const started = this.clock.now();
+    this.client.stream(`${this.path}${sep}${query}`, signal).then((res) => {
+      let settled = false;
+      let events = 0;
       let buf = '';
-      let restart: 'relist' | 'rewatch' = 'rewatch';
+      const settle = (how: 'relist' | 'rewatch', error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        res.destroy();
+        if (gen !== this.generation) return;
+        if (!error && how === 'rewatch' && events === 0 && this.clock.now() - started < SHORT_WATCH_MS) {
+          error = new Error(`${what}: ended after less than ${SHORT_WATCH_MS} ms without an event`);
+        }
+        if (!error) this.backoff = this.initialBackoff();
+        this.next(how, error ? { what, error } : undefined); // a clean end (timeoutSeconds): resume from the last RV
+      };
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         buf += chunk;
         let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0 && restart === 'rewatch') {
+        while (!settled && (nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
-          if (line && this.handle(line) === 'relist') { restart = 'relist'; req.destroy(); }
+          if (!line) continue;
+          events++;
+          if (this.handle(line) === 'relist') settle('relist');
         }
       });
-      res.on('end', () => this.afterStream(restart));
-      res.on('error', () => this.afterStream(restart));
-      res.on('close', () => this.afterStream(restart));
+      res.on('end', () => settle('rewatch'));
+      res.on('error', (e) => settle('rewatch', e));
+      res.on('close', () => settle('rewatch'));
+    }, (e: Error) => {
+      if (gen !== this.generation) return;
+      if (e instanceof ApiError && e.status === 410) return this.next('relist');
+      this.next('rewatch', { what, error: e });
     });
-    let done = false;
-    this.afterStream = (how) => {
-      if (done) return;
-      done = true;
-      if (this.stopped) return;
-      if (how === 'relist') void this.relist();
-      else this.watch(); // server closed the watch (timeoutSeconds): resume from the last RV
-    };
-    req.on('error', (e) => {
-      if (done || this.stopped) return;
-      done = true;
-      this.fail(`watch ${this.path}`, e);
-      this.retry(() => this.watch());
-    });
-    req.end();
-    this.req = req;
   }
-  private afterStream: (how: 'relist' | 'rewatch') => void = () => undefined;
 
   /** Applies one watch event; says "relist" when the stream can no longer be trusted. */
   private handle(line: string): 'ok' | 'relist' {

@@ -25,8 +25,14 @@ export function kubernetesPodClient(kubeconfig: string, onError?: (what: string,
     },
     watchPods(nodeName: string, onChange: () => void): () => void {
       listeners.add(onChange);
-      void start(nodeName);
-      return () => listeners.delete(onChange);
+      const lw = start(nodeName);
+      lw.catch(() => undefined); // listPods reports an unreadable kubeconfig
+      return () => {
+        listeners.delete(onChange);
+        if (listeners.size > 0) return;
+        watch = undefined; // the last watcher left: no request stays open behind it
+        void lw.then((w) => w.stop(), () => undefined);
+      };
     },
   };
 }

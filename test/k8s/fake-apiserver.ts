@@ -2,6 +2,8 @@
 // format for what podlegs uses: GET/PATCH (merge-patch+json) of pods, list and
 // watch (resourceVersion, bookmarks, 410 Gone) of pods, nodes and NADs, NAD GET,
 // event POST, bearer-token auth, and injectable faults (status codes, hangs).
+// Like a real API server it can end every watch after a while (timeoutSeconds),
+// and it counts watch requests per path and open connections per client.
 import * as http from 'http';
 import { AddressInfo } from 'net';
 
@@ -19,6 +21,8 @@ const RESOURCES: Record<string, { apiVersion: string; kind: string; namespaced: 
 
 const status = (code: number, reason: string, message: string): Obj => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
 
+const clientOf = (s: import('net').Socket): string => (s.remoteAddress ?? '?').replace(/^::ffff:/, '');
+
 /** RFC 7386 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
@@ -31,7 +35,14 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 }
 
 export class FakeApiServer {
-  readonly token = 'podlegs-test-token';
+  /** The accepted bearer token; a test rotates it (and the kubeconfig) to test credential reloads. */
+  token = 'podlegs-test-token';
+  /** Ends every watch after this many ms (a real apiserver does after timeoutSeconds); 0: never. */
+  endWatchesAfterMs = 0;
+  /** Watch requests received, per path (with the query other than watch parameters). */
+  readonly watchRequests = new Map<string, number>();
+  /** The same, per client: "<client address> <path>". */
+  readonly watchRequestsByClient = new Map<string, number>();
   readonly calls: { method: string; path: string }[] = [];
   readonly faults: Fault[] = [];
   /** Changes older than this many RVs are compacted: watching from before them gets 410. */
@@ -40,6 +51,7 @@ export class FakeApiServer {
   private readonly cols = new Map<string, Collection>();
   private readonly watchers = new Set<{ res: http.ServerResponse; resource: string }>();
   private server?: http.Server;
+  private readonly sockets = new Set<import('net').Socket>();
 
   constructor() {
     for (const r of Object.keys(RESOURCES)) this.cols.set(r, { objects: new Map(), log: [] });
@@ -101,11 +113,29 @@ export class FakeApiServer {
     for (const w of this.watchers) if (w.resource === resource) w.res.write(`${line}\n`);
   }
 
+  /** Open TCP connections, per client address. */
+  connections(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of this.sockets) out.set(clientOf(s), (out.get(clientOf(s)) ?? 0) + 1);
+    return out;
+  }
+
+  /** Watches currently open, per resource. */
+  openWatches(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const w of this.watchers) out.set(w.resource, (out.get(w.resource) ?? 0) + 1);
+    return out;
+  }
+
   // ---- server ----
 
   /** Starts listening; `listen` lets the caller create the socket (e.g. inside a netns). */
   async start(listen: (s: http.Server) => void = (s) => s.listen(0, '127.0.0.1')): Promise<number> {
     this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server.on('connection', (sock) => {
+      this.sockets.add(sock);
+      sock.once('close', () => this.sockets.delete(sock));
+    });
     const listening = new Promise<void>((r) => this.server!.once('listening', () => r()));
     listen(this.server);
     await listening;
@@ -194,6 +224,11 @@ export class FakeApiServer {
     if (url.searchParams.get('watch') !== 'true') {
       return this.reply(res, 200, { kind: `${RESOURCES[resource].kind}List`, apiVersion: RESOURCES[resource].apiVersion, metadata: { resourceVersion: String(this.rv) }, items });
     }
+    const counted = new URLSearchParams([...url.searchParams].filter(([k]) => !['watch', 'allowWatchBookmarks', 'resourceVersion', 'timeoutSeconds'].includes(k)));
+    const wkey = `${url.pathname}${counted.size ? `?${counted}` : ''}`;
+    this.watchRequests.set(wkey, (this.watchRequests.get(wkey) ?? 0) + 1);
+    const ckey = `${clientOf(req.socket)} ${wkey}`;
+    this.watchRequestsByClient.set(ckey, (this.watchRequestsByClient.get(ckey) ?? 0) + 1);
     const from = Number(url.searchParams.get('resourceVersion') || this.rv);
     const oldest = Math.max(this.compactedAt, col.log.length ? col.log[0].rv - 1 : 0);
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
@@ -206,7 +241,10 @@ export class FakeApiServer {
     for (const c of col.log) if (c.rv > from && (!ns || c.object.metadata.namespace === ns)) this.send(res, { type: c.type, object: c.object });
     const w = { res, resource };
     this.watchers.add(w);
-    req.on('close', () => this.watchers.delete(w));
+    const timeoutMs = Number(url.searchParams.get('timeoutSeconds') || 0) * 1000;
+    const endAfter = Math.min(...[this.endWatchesAfterMs, timeoutMs].filter((x) => x > 0));
+    const timer = Number.isFinite(endAfter) ? setTimeout(() => { this.watchers.delete(w); res.end(); }, endAfter) : undefined;
+    res.on('close', () => { clearTimeout(timer); this.watchers.delete(w); });
   }
 }
 
