@@ -170,8 +170,9 @@ afterAll(async () => {
 describe('podlegs as a Multus delegate on two nodes (Kubernetes mode)', () => {
   it('net1 gets the IP and MAC of runtimeConfig (the selection\'s ips/mac), with the NAD\'s static IPAM', async () => {
     const specs: [number, string, string, string][] = [[1, 'pa', '10.100.0.1/24', '0a:58:0a:64:00:01'], [2, 'pb', '10.100.0.2/24', '0a:58:0a:64:00:02']];
-    for (const [i, name, ip, mac] of specs) {
-      const p = await multusAdd(i, name, ip, mac);
+    for (const [i, name, ip, mac] of specs) await multusAdd(i, name, ip, mac);
+    for (const [, name, ip, mac] of specs) {
+      const p = pods.get(name)!;
       expect(p.net1.interfaces).toEqual([expect.objectContaining({ name: 'net1', mac, sandbox: p.pod.netns })]);
       expect(p.net1.ips).toEqual([expect.objectContaining({ address: ip, interface: 0 })]);
       const [link] = JSON.parse((await get().sh('ip -j addr show dev net1', { netns: p.pod.nsName })).stdout) as Json[];
