@@ -185,8 +185,8 @@ describe('Kubernetes mode', () => {
     expect(new Set(addrs).size).toBe(2);
     await waitUntil('flood n1→n3 (VNI 200)', async () => (await floodDsts(lab, lab.nodes[0], 200))?.includes(lab.nodes[2].vtep), 30_000);
     await lab.sh(`ping -c 2 -W 2 ${addrs[1]}`, { netns: hs[0].pod.nsName });
-    for (const [i, h] of hs.entries()) {
-      okDel(await lab.chain(h.pod, 'DEL', conflist(lab.nodes[i * 2]), { args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=${h.pod.name}` }));
+    for (const h of hs) {
+      okDel(await lab.chain(h.pod, 'DEL', conflist(h.pod.node), { args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=${h.pod.name}` }));
       api.remove('pods', 'nf', h.pod.name);
     }
     expect(allocations('vrrp-h')).toEqual([]);
