@@ -177,11 +177,11 @@ describe('podlegs as a Multus delegate on two nodes (Kubernetes mode)', () => {
     for (const [i, name, ip, mac] of specs) await multusAdd(i, name, ip, mac);
     for (const [, name, ip, mac] of specs) {
       const p = pods.get(name)!;
-      expect(p.net1.interfaces).toEqual([expect.objectContaining({ name: 'net1', mac, sandbox: p.pod.netns })]);
-      expect(p.net1.ips).toEqual([expect.objectContaining({ address: ip, interface: 0 })]);
+      expect({ interfaces: p.net1.interfaces, ips: p.net1.ips }).toEqual({
+        interfaces: [expect.objectContaining({ name: 'net1', mac, sandbox: p.pod.netns })], ips: [expect.objectContaining({ address: ip, interface: 0 })],
+      });
       const [link] = JSON.parse((await get().sh('ip -j addr show dev net1', { netns: p.pod.nsName })).stdout) as Json[];
-      expect(link.address).toBe(mac);
-      expect(link.addr_info.filter((a: Json) => a.family === 'inet').map((a: Json) => `${a.local}/${a.prefixlen}`)).toEqual([ip]);
+      expect({ mac: link.address, ips: link.addr_info.filter((a: Json) => a.family === 'inet').map((a: Json) => `${a.local}/${a.prefixlen}`) }).toEqual({ mac, ips: [ip] });
       // What the agents read: exactly what Multus wrote, eth0 first.
       const status = JSON.parse(api.get('pods', 'default', name)!.metadata.annotations[STATUS]) as Json[];
       expect(status.map((e) => [e.name, e.interface])).toEqual([['cilium', 'eth0'], ['default/vrrp-a', 'net1']]);
