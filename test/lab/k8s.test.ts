@@ -1,6 +1,8 @@
 // Kubernetes mode end to end: the plugin (chained after ptp, as after Cilium)
 // and an agent per node talk to the fake API server, which listens inside the
-// lab's underlay namespace. Pods select NADs with the NPWG annotation.
+// lab's underlay namespace. Pods select NADs with the NPWG annotation; legs
+// selected without `ips` get their addresses from the NAD's IPAM (Debian's
+// static and host-local plugins).
 import * as fs from 'fs';
 import * as path from 'path';
 import { FakeApiServer, kubeconfigFor } from '../k8s/fake-apiserver';
@@ -10,10 +12,12 @@ import { floodDsts, waitUntil } from './nf';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const API_IP = '192.0.2.1';
+jest.setTimeout(120_000); // a loaded 2-core machine stalls for seconds
 
 let lab: Lab;
 let api: FakeApiServer;
 let kubeconfig: string;
+let hostLocalDir: string;
 const agents: LabProcess[] = [];
 
 function podlegsEntry(node: LabNode, extra: Json = {}): Json {
@@ -38,10 +42,40 @@ function putPod(name: string, node: LabNode, networks: unknown, ns = 'nf'): Json
 async function addPod(name: string, node: LabNode, networks: unknown, extra: Json = {}): Promise<{ pod: LabPod; out: Json; code: number; obj: Json }> {
   const obj = putPod(name, node, networks);
   const pod = await lab.addPod(node, name);
-  const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=${name};K8S_POD_UID=${obj.metadata.uid}`;
+  // What kubelet (through containerd) passes.
+  const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${pod.containerId};K8S_POD_UID=${obj.metadata.uid}`;
   const r = await lab.chain(pod, 'ADD', conflist(node, extra), { args });
   return { pod, out: (r.json ?? {}) as Json, code: r.code, obj };
 }
+
+async function mustAdd(name: string, node: LabNode, networks: unknown): Promise<{ pod: LabPod; out: Json; obj: Json }> {
+  const r = await addPod(name, node, networks);
+  if (r.code !== 0) throw new Error(`ADD ${name} failed (${r.code}): ${JSON.stringify(r.out)}`);
+  return r;
+}
+
+/** A leg in an ADD result: its MAC and the addresses the result gives its interface (by index). */
+function legInResult(out: Json, ifname: string): { mac?: string; ips: string[] } {
+  const idx = (out.interfaces ?? []).findIndex((i: Json) => i.name === ifname && i.sandbox);
+  return { mac: out.interfaces?.[idx]?.mac, ips: (out.ips ?? []).filter((ip: Json) => idx >= 0 && ip.interface === idx).map((ip: Json) => ip.address) };
+}
+
+/** IPv4 addresses (with prefix) on ifname inside the pod, as the kernel reports them. */
+async function podAddrs(pod: LabPod, ifname: string): Promise<string[]> {
+  const [l] = JSON.parse((await lab.sh(`ip -j -4 addr show dev ${ifname}`, { netns: pod.nsName })).stdout) as Json[];
+  return (l?.addr_info ?? []).map((a: Json) => `${a.local}/${a.prefixlen}`);
+}
+
+/** The pod's network-status entry for ifname. */
+function statusEntry(name: string, ifname: string): Json | undefined {
+  const ann = api.get('pods', 'nf', name)?.metadata.annotations?.['k8s.v1.cni.cncf.io/network-status'];
+  return (JSON.parse(ann ?? '[]') as Json[]).find((e) => e.interface === ifname);
+}
+
+/** host-local's allocations for the NAD config named `network`: one file per address. */
+const allocations = (network: string): string[] => {
+  try { return fs.readdirSync(path.join(hostLocalDir, network)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort(); } catch { return []; }
+};
 
 beforeAll(async () => {
   lab = await Lab.create({ nodes: 3 });
@@ -52,7 +86,15 @@ beforeAll(async () => {
   kubeconfig = path.join(lab.dir, 'podlegs.kubeconfig');
   fs.writeFileSync(kubeconfig, kubeconfigFor(`http://${API_IP}:${port}`, api.token));
   for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name, labels: { 'podlegs.io/bgp-asn': `650${n.index}0` } }, status: { addresses: [{ type: 'InternalIP', address: n.vtep }] } });
-  api.put('network-attachment-definitions', { metadata: { name: 'vrrp-a', namespace: 'nf' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'podlegs', vni: 100 }) } });
+  // NAD configs as users write them: with a "name" (what IPAM sees; libcni refuses "/" in it) and IPAM.
+  api.put('network-attachment-definitions', { metadata: { name: 'vrrp-a', namespace: 'nf' }, spec: { config: JSON.stringify({
+    cniVersion: '1.0.0', name: 'vrrp-a', type: 'podlegs', vni: 100, ipam: { type: 'static', addresses: [{ address: '10.100.0.5/24' }] },
+  }) } });
+  hostLocalDir = path.join(lab.dir, 'host-local');
+  api.put('network-attachment-definitions', { metadata: { name: 'vrrp-h', namespace: 'nf' }, spec: { config: JSON.stringify({
+    cniVersion: '1.0.0', name: 'vrrp-h', type: 'podlegs', vni: 200,
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.200.0.0/24', rangeStart: '10.200.0.10', rangeEnd: '10.200.0.20' }]], dataDir: hostLocalDir },
+  }) } });
   api.put('network-attachment-definitions', { metadata: { name: 'secret', namespace: 'other' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'podlegs', vni: 300 }) } });
   api.put('network-attachment-definitions', { metadata: { name: 'mv', namespace: 'nf' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'macvlan', master: 'eth0' }) } });
   for (const n of lab.nodes) {
@@ -63,7 +105,7 @@ beforeAll(async () => {
     await a.waitFor('agent started', 15_000);
   }
   // The agents mirror NADs for the plugin: an ADD then needs no NAD GET.
-  await waitUntil('NAD cache', async () => lab.nodes.every((n) => fs.existsSync(path.join(n.dir, 'state', 'nads', 'nf', 'vrrp-a.json'))), 10_000);
+  await waitUntil('NAD cache', async () => lab.nodes.every((n) => ['vrrp-a', 'vrrp-h'].every((nad) => fs.existsSync(path.join(n.dir, 'state', 'nads', 'nf', `${nad}.json`)))), 30_000);
 }, 90_000);
 
 afterAll(async () => {
@@ -96,18 +138,23 @@ describe('Kubernetes mode', () => {
     expect(JSON.parse(ann['podlegs.io/bgp-peer'])).toEqual({ address: gw, asn: 65012 });
   });
 
+  it('a selection without ips (short form vrrp-a@net1) gets its address from the NAD\'s IPAM: Debian static', async () => {
+    pb = await mustAdd('pb', lab.nodes[1], 'vrrp-a@net1');
+    const leg = legInResult(pb.out, 'net1');
+    expect(leg.ips).toEqual(['10.100.0.5/24']);
+    expect(await podAddrs(pb.pod, 'net1')).toEqual(['10.100.0.5/24']);
+    expect(statusEntry('pb', 'net1')).toMatchObject({ name: 'nf/vrrp-a', ips: ['10.100.0.5'], mac: leg.mac, 'podlegs.io/vni': 100 });
+  });
+
   it('two pods selecting one NAD reach each other over L2 across nodes', async () => {
-    pb = await addPod('pb', lab.nodes[1], 'vrrp-a@net1');
-    expect(pb.out.ips.length).toBe(1); // NAD without IPAM and no ips: an L2-only leg
-    await lab.sh('ip addr add 10.100.0.2/24 dev net1', { netns: pb.pod.nsName });
-    await waitUntil('flood n1→n2', async () => (await floodDsts(lab, lab.nodes[0], 100))?.includes(lab.nodes[1].vtep), 10_000);
-    await lab.sh('ping -c 2 -W 2 10.100.0.2', { netns: pa.pod.nsName });
+    await waitUntil('flood n1→n2', async () => (await floodDsts(lab, lab.nodes[0], 100))?.includes(lab.nodes[1].vtep), 30_000);
+    await lab.sh('ping -c 2 -W 2 10.100.0.5', { netns: pa.pod.nsName });
     expect(await floodDsts(lab, lab.nodes[2], 100)).toBeUndefined(); // n3 has no segment
   });
 
   it('without an ASN in the config, the BGP peer annotation takes the node label (via the agent)', async () => {
-    await waitUntil('node ASN mirrored', async () => fs.existsSync(path.join(lab.nodes[2].dir, 'state', 'node-asn.json')), 10_000);
-    const r = await addPod('pe', lab.nodes[2], 'vrrp-a@net1', { nodeAsn: undefined });
+    await waitUntil('node ASN mirrored', async () => fs.existsSync(path.join(lab.nodes[2].dir, 'state', 'node-asn.json')), 30_000);
+    const r = await addPod('pe', lab.nodes[2], 'vrrp-h@net1', { nodeAsn: undefined });
     expect(r.code).toBe(0);
     const peer = JSON.parse(api.get('pods', 'nf', 'pe')!.metadata.annotations['podlegs.io/bgp-peer']);
     expect(peer).toEqual({ address: r.out.ips[0].gateway, asn: 65030 });
@@ -115,15 +162,39 @@ describe('Kubernetes mode', () => {
   });
 
   it('events: one AddedInterface per leg, posted by the agents', async () => {
-    await waitUntil('events', async () => api.list('events').filter((e) => e.reason === 'AddedInterface').length >= 2, 10_000);
+    await waitUntil('events', async () => api.list('events').filter((e) => e.reason === 'AddedInterface').length >= 2, 30_000);
     const ev = api.list('events').find((e) => e.involvedObject.name === 'pb')!;
     expect(ev).toMatchObject({ reason: 'AddedInterface', type: 'Normal', involvedObject: { kind: 'Pod', namespace: 'nf' } });
     expect(ev.message).toContain('net1');
   });
 
+  it('host-local NAD IPAM: an address from the range in the pod, the result and network-status; L2 across nodes; DEL releases it', async () => {
+    const hs = [await mustAdd('ph1', lab.nodes[0], 'vrrp-h@net1'), await mustAdd('ph2', lab.nodes[2], 'vrrp-h@net1')];
+    const addrs: string[] = [];
+    for (const h of hs) {
+      const leg = legInResult(h.out, 'net1');
+      expect(leg.ips).toEqual([expect.stringMatching(/^10\.200\.0\.(1\d|20)\/24$/)]);
+      const ip = leg.ips[0].split('/')[0];
+      addrs.push(ip);
+      expect(await podAddrs(h.pod, 'net1')).toEqual(leg.ips);
+      expect(statusEntry(h.pod.name, 'net1')).toMatchObject({ name: 'nf/vrrp-h', ips: [ip], mac: leg.mac, 'podlegs.io/vni': 200 });
+      // host-local keeps one file per address under dataDir/<network name>: the NAD config's name.
+      expect(fs.readFileSync(path.join(hostLocalDir, 'vrrp-h', ip), 'utf8')).toContain(h.pod.containerId);
+    }
+    expect(allocations('vrrp-h')).toEqual([...addrs].sort());
+    expect(new Set(addrs).size).toBe(2);
+    await waitUntil('flood n1→n3 (VNI 200)', async () => (await floodDsts(lab, lab.nodes[0], 200))?.includes(lab.nodes[2].vtep), 30_000);
+    await lab.sh(`ping -c 2 -W 2 ${addrs[1]}`, { netns: hs[0].pod.nsName });
+    for (const h of hs) {
+      okDel(await lab.chain(h.pod, 'DEL', conflist(h.pod.node), { args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=${h.pod.name}` }));
+      api.remove('pods', 'nf', h.pod.name);
+    }
+    expect(allocations('vrrp-h')).toEqual([]);
+  });
+
   it('deleting a pod object removes it from the other nodes\' flood lists', async () => {
     api.remove('pods', 'nf', 'pb');
-    await waitUntil('flood n1→n2 gone', async () => !(await floodDsts(lab, lab.nodes[0], 100))?.includes(lab.nodes[1].vtep), 10_000);
+    await waitUntil('flood n1→n2 gone', async () => !(await floodDsts(lab, lab.nodes[0], 100))?.includes(lab.nodes[1].vtep), 30_000);
     okDel(await lab.chain(pb.pod, 'DEL', conflist(lab.nodes[1]), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pb' }));
   });
 
