@@ -21,10 +21,10 @@ import { createLog, Log } from '../log';
 import type { NodeConf } from './cli';
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
-async function membershipSource(conf: NodeConf, node: string, log: Log): Promise<{ source: MembershipSource; stop(): void }> {
+async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log): Promise<{ source: MembershipSource; stop(): void }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
   const { KubernetesNodeSide } = await import('../k8s/node-side');
-  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, log });
+  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log });
   side.start();
   return { source: side.membership, stop: () => side.stop() };
 }
@@ -54,10 +54,10 @@ export async function runAgent(conf: NodeConf): Promise<number> {
   const lock = await acquireAgentLock(() => ({ pid: process.pid, node, vtep, startedAt, metricsAddress: conf.agent.metricsAddress, ...agent?.health() }));
   const k = Kernel.open();
   try {
-    const { source, stop: stopSource } = await membershipSource(conf, node, log);
     const u = await resolveUnderlay(k, conf.underlay);
     const bad = vtepProblem(u.vtep);
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
+    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log);
     vtep = u.vtep;
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {

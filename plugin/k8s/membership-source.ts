@@ -14,11 +14,13 @@ export interface PodLike extends KubeObject { spec?: { nodeName?: string }; stat
 export interface NodeLike extends KubeObject { status?: { addresses?: { type: string; address: string }[] } }
 export interface NadLike extends KubeObject { spec?: { config?: string } }
 
-/** A node's VTEP: the podlegs.io/vtep annotation, else its first InternalIP. */
+/**
+ * A node's VTEP as its agent published it (podlegs.io/vtep). Never guessed from the Node's
+ * addresses: on a multi-NIC node the first InternalIP is often not the underlay.
+ */
 export function nodeVtep(n: NodeLike): string | undefined {
   const a = n.metadata.annotations?.[VTEP_ANNOTATION];
-  if (a) return ipaddr.isValid(a) ? a : undefined;
-  return n.status?.addresses?.find((x) => x.type === 'InternalIP')?.address;
+  return a && ipaddr.isValid(a) ? a : undefined;
 }
 
 /** Pure: members from pods and nodes (used by the source and by tests). */
@@ -39,7 +41,12 @@ export function membersFrom(pods: Iterable<PodLike>, nodes: Map<string, NodeLike
     if (legs.length === 0) continue;
     const node = nodes.get(p.spec.nodeName);
     const vtep = node ? nodeVtep(node) : undefined;
-    if (!vtep) { problems.push({ where, reason: `node ${p.spec.nodeName} has no usable VTEP address` }); continue; }
+    if (!vtep) {
+      const reason = !node ? `node ${p.spec.nodeName} is not known`
+        : `node ${p.spec.nodeName} has not published its VTEP (annotation ${VTEP_ANNOTATION}); is the podlegs agent running there?`;
+      problems.push({ where, reason });
+      continue;
+    }
     for (const l of legs) {
       const m = parseMember({ vni: l.vni, vtep, mac: l.mac, owner: `${p.metadata.uid ?? where}/${l.ifname}`, network: l.network });
       if (typeof m === 'string') problems.push({ where: `${where} ${l.ifname}`, reason: m });

@@ -5,27 +5,30 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { KubeClient } from './http';
 import { ListWatch, Clock } from './list-watch';
-import { KubernetesMembership, NadLike, PodLike } from './membership-source';
+import { KubernetesMembership, NadLike, PodLike, VTEP_ANNOTATION } from './membership-source';
 import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
 import { nadCachePath, NODE_ASN_LABEL, nodeAsnPath } from './pod-legs';
 import { loadApiTarget } from './kubeconfig';
 
 export interface NodeSideLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
 
+export interface NodeSideOptions { stateDir: string; nodeName: string; vtep: string; log: NodeSideLog; clock?: Clock }
+
 export class KubernetesNodeSide {
   readonly membership: KubernetesMembership;
   readonly nads: ListWatch<NadLike>;
   private readonly seenLegs = new Set<string>();
   private eventsPrimed = false;
+  private publishing = false;
 
-  private constructor(private readonly client: KubeClient, private readonly o: { stateDir: string; nodeName: string; log: NodeSideLog; clock?: Clock }) {
+  private constructor(private readonly client: KubeClient, private readonly o: NodeSideOptions) {
     const onError = (what: string, e: Error): void => o.log.warn('kubernetes watch problem', { what, error: e.message });
     this.membership = new KubernetesMembership(client, { clock: o.clock, onError, onNads: () => this.writeNadCache() });
     this.nads = this.membership.nads;
-    this.membership.watch(() => { this.writeNodeAsn(); void this.emitEvents(); });
+    this.membership.watch(() => { this.writeNodeAsn(); void this.publishVtep(); void this.emitEvents(); });
   }
 
-  static async create(kubeconfig: string, o: { stateDir: string; nodeName: string; log: NodeSideLog; clock?: Clock }): Promise<KubernetesNodeSide> {
+  static async create(kubeconfig: string, o: NodeSideOptions): Promise<KubernetesNodeSide> {
     return new KubernetesNodeSide(new KubeClient(await loadApiTarget(kubeconfig), () => loadApiTarget(kubeconfig)), o);
   }
 
@@ -83,6 +86,26 @@ export class KubernetesNodeSide {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(`${file}.tmp`, JSON.stringify({ asn }));
     fs.renameSync(`${file}.tmp`, file);
+  }
+
+  /**
+   * Publishes this node's VTEP on its Node (podlegs.io/vtep): the one address the other agents
+   * flood to. Re-applied whenever the Node is seen without it (a Node re-created, an edit).
+   */
+  private async publishVtep(): Promise<void> {
+    const me = this.membership.nodes.items.get(this.o.nodeName);
+    if (!me || me.metadata.annotations?.[VTEP_ANNOTATION] === this.o.vtep || this.publishing) return;
+    this.publishing = true;
+    try {
+      await this.client.request(`/api/v1/nodes/${encodeURIComponent(this.o.nodeName)}`, {
+        method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { annotations: { [VTEP_ANNOTATION]: this.o.vtep } } },
+      });
+      this.o.log.info('published this node\'s VTEP', { node: this.o.nodeName, annotation: VTEP_ANNOTATION, vtep: this.o.vtep });
+    } catch (e) {
+      this.o.log.warn('could not publish this node\'s VTEP; other nodes cannot reach its legs until it is', { node: this.o.nodeName, error: (e as Error).message });
+    } finally {
+      this.publishing = false;
+    }
   }
 
   /** One AddedInterface event per new leg of a pod on this node. */

@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     console.log(`  ratio kubernetes(cached NADs)/static      ${(median(times['kubernetes ADD, NADs cached by agent']) / median(times['static ADD (2 legs)'])).toFixed(2)}`);
 
     // Agent RSS while watching PODS pods (2 legs each) spread over 100 nodes.
-    for (let n = 0; n < 100; n++) api.put('nodes', { metadata: { name: `w${n}` }, status: { addresses: [{ type: 'InternalIP', address: `10.${1 + Math.floor(n / 250)}.${n % 250}.1` }] } });
+    for (let n = 0; n < 100; n++) api.put('nodes', { metadata: { name: `w${n}`, annotations: { 'podlegs.io/vtep': `10.${1 + Math.floor(n / 250)}.${n % 250}.1` } }, status: { addresses: [{ type: 'InternalIP', address: `10.${1 + Math.floor(n / 250)}.${n % 250}.1` }] } });
     api.put('nodes', { metadata: { name: node.name }, status: { addresses: [{ type: 'InternalIP', address: node.vtep }] } });
     const status = (i: number): string => JSON.stringify([
       { name: 'cilium', interface: 'eth0', ips: ['10.0.0.1'], default: true, dns: {} },

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { FakeApiServer, kubeconfigFor } from '../k8s/fake-apiserver';
 import { inNetns } from '../../overlay/kernel/netns';
 import { Lab, LabNode, LabPod, LabProcess, leakCheck } from './lab';
-import { floodDsts, linkNames, sleep, waitUntil } from './nf';
+import { floodDsts, linkNames, sleep, waitUntil, managementIp } from './nf';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const API_IP = '192.0.2.1';
@@ -25,6 +25,7 @@ let ciliumOut: string;
 const nodeConf = (node: LabNode, kc = kubeconfig): Json => ({
   underlay: { interface: 'ul0' }, kubernetes: { kubeconfig: kc, nodeAsn: 65012 },
   stateDir: path.join(node.dir, 'state'), log: { file: path.join(node.dir, 'podlegs.log'), level: 'debug' },
+  agent: { socket: node.agentSocket },
 });
 const conflist = (node: LabNode, kc = kubeconfig): Json => ({ cniVersion: '1.0.0', name: 'cilium', plugins: [lab.ptpPlugin(node), { type: 'podlegs', ...nodeConf(node, kc) }] });
 const podArgs = (name: string, uid?: string): string => `IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=${name}${uid ? `;K8S_POD_UID=${uid}` : ''}`;
@@ -49,7 +50,7 @@ beforeAll(async () => {
   const port = await api.start((s) => inNetns(`/var/run/netns/${lab.underlay}`, () => s.listen(6443)));
   kubeconfig = path.join(lab.dir, 'podlegs.kubeconfig');
   fs.writeFileSync(kubeconfig, kubeconfigFor(`http://${API_IP}:${port}`, api.token));
-  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name }, status: { addresses: [{ type: 'InternalIP', address: n.vtep }] } });
+  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name }, status: { addresses: [{ type: 'InternalIP', address: managementIp(n) }] } });
   api.put('network-attachment-definitions', { metadata: { name: 'vrrp-a', namespace: 'nf' }, spec: { config: JSON.stringify({ cniVersion: '1.0.0', type: 'podlegs', vni: 100 }) } });
   for (const n of lab.nodes) {
     const file = path.join(n.dir, 'agent.json');

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { FakeApiServer, kubeconfigFor } from '../k8s/fake-apiserver';
 import { inNetns } from '../../overlay/kernel/netns';
 import { Lab, LabNode, LabPod, LabProcess, leakCheck } from './lab';
-import { floodDsts, waitUntil } from './nf';
+import { floodDsts, waitUntil, managementIp } from './nf';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const API_IP = '192.0.2.1';
@@ -85,7 +85,7 @@ beforeAll(async () => {
   const port = await api.start((s) => inNetns(`/var/run/netns/${lab.underlay}`, () => s.listen(6443)));
   kubeconfig = path.join(lab.dir, 'podlegs.kubeconfig');
   fs.writeFileSync(kubeconfig, kubeconfigFor(`http://${API_IP}:${port}`, api.token));
-  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name, labels: { 'podlegs.io/bgp-asn': `650${n.index}0` } }, status: { addresses: [{ type: 'InternalIP', address: n.vtep }] } });
+  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name, labels: { 'podlegs.io/bgp-asn': `650${n.index}0` } }, status: { addresses: [{ type: 'InternalIP', address: managementIp(n) }] } });
   // NAD configs as users write them: with a "name" (what IPAM sees; libcni refuses "/" in it) and IPAM.
   api.put('network-attachment-definitions', { metadata: { name: 'vrrp-a', namespace: 'nf' }, spec: { config: JSON.stringify({
     cniVersion: '1.0.0', name: 'vrrp-a', type: 'podlegs', vni: 100, ipam: { type: 'static', addresses: [{ address: '10.100.0.5/24' }] },
@@ -118,6 +118,13 @@ afterAll(async () => {
 describe('Kubernetes mode', () => {
   let pa: { pod: LabPod; out: Json; obj: Json };
   let pb: { pod: LabPod; out: Json; obj: Json };
+
+  it('each agent publishes its own VTEP on its Node (podlegs.io/vtep), not the InternalIP', async () => {
+    for (const n of lab.nodes) {
+      await waitUntil(`${n.name} publishes its VTEP`, async () => api.get('nodes', undefined, n.name)?.metadata.annotations?.['podlegs.io/vtep'] === n.vtep, 30_000);
+      expect(api.get('nodes', undefined, n.name)?.status.addresses).toEqual([{ type: 'InternalIP', address: managementIp(n) }]);
+    }
+  });
 
   it('ADD resolves the annotation through the API with one GET and one PATCH', async () => {
     const before = api.calls.length;

@@ -14,7 +14,7 @@ import * as path from 'path';
 import { FakeApiServer, kubeconfigFor } from '../k8s/fake-apiserver';
 import { inNetns } from '../../overlay/kernel/netns';
 import { CniOutcome, Lab, LabNode, LabPod, LabProcess } from './lab';
-import { agentProblems, destroyChecked, floodDsts, linkNames, neighMac, rootSnapshot, waitUntil } from './nf';
+import { agentProblems, destroyChecked, floodDsts, linkNames, neighMac, rootSnapshot, waitUntil, managementIp } from './nf';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 jest.setTimeout(180_000); // a loaded 2-core machine stalls for seconds
@@ -151,11 +151,11 @@ beforeAll(async () => {
   apiUrl = `http://${API_IP}:${port}`;
   const kubeconfig = path.join(lab.dir, 'podlegs.kubeconfig');
   fs.writeFileSync(kubeconfig, kubeconfigFor(apiUrl, api.token));
-  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name }, status: { addresses: [{ type: 'InternalIP', address: n.vtep }] } });
+  for (const n of lab.nodes) api.put('nodes', { metadata: { name: n.name }, status: { addresses: [{ type: 'InternalIP', address: managementIp(n) }] } });
   api.put('network-attachment-definitions', { metadata: { name: 'vrrp-a', namespace: 'default' }, spec: { config: JSON.stringify(NAD_CONFIG) } });
   for (const n of lab.nodes) {
     // The node settings a delegate call reads (its stdin is only the NAD's config), and the agent's file.
-    const settings = { underlay: { interface: 'ul0' }, registry: { type: 'kubernetes' }, kubernetes: { kubeconfig }, stateDir: path.join(n.dir, 'state') };
+    const settings = { underlay: { interface: 'ul0' }, registry: { type: 'kubernetes' }, kubernetes: { kubeconfig }, stateDir: path.join(n.dir, 'state'), agent: { socket: n.agentSocket } };
     fs.writeFileSync(nodeConfFile(n), JSON.stringify({ ...settings, log: { file: path.join(n.dir, 'podlegs.log'), level: 'debug' } }));
     const agentFile = path.join(n.dir, 'agent.json');
     fs.writeFileSync(agentFile, JSON.stringify({ ...settings, log: { level: 'info' } }));

@@ -96,6 +96,12 @@ export function agentProblems(agent: LabProcess): string[] {
 }
 
 /** Polls fn until it returns a truthy value; throws (with the last value) after timeoutMs. */
+/**
+ * A lab node's InternalIP in the fake API: a management NIC's address, deliberately not its
+ * VTEP (multi-NIC nodes), so a test sees the agents flood to the VTEP each agent published.
+ */
+export const managementIp = (n: LabNode): string => `10.250.0.${n.index}`;
+
 export async function waitUntil<T>(what: string, fn: () => Promise<T>, timeoutMs = 10_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;

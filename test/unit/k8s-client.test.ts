@@ -156,8 +156,16 @@ describe('network-status and membership', () => {
     expect(problems.map((p) => p.where)).toEqual(['pod nf/b', 'pod nf/c']);
   });
 
+  it('a node is reached only at the VTEP its agent published, never at a guessed InternalIP', () => {
+    const pods: PodLike[] = [{ metadata: { name: 'a', namespace: 'nf', uid: 'u1', annotations: { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status) } }, spec: { nodeName: 'n2' } }];
+    const unpublished = new Map<string, NodeLike>([['n2', { metadata: { name: 'n2' }, status: { addresses: [{ type: 'InternalIP', address: '198.51.100.2' }] } }]]);
+    const r = membersFrom(pods, unpublished);
+    expect(r.members).toEqual([]);
+    expect(r.problems).toEqual([{ where: 'pod nf/a', reason: expect.stringMatching(/node n2 has not published its VTEP \(annotation podlegs\.io\/vtep\); is the podlegs agent running there\?/) }]);
+  });
+
   it('the source lists only once synced and signals changes from the watch', async () => {
-    api.put('nodes', { metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.11' }] } });
+    api.put('nodes', { metadata: { name: 'n1', annotations: { 'podlegs.io/vtep': '192.0.2.11' } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.11' }] } });
     const src = new KubernetesMembership(client);
     await expect(src.list()).rejects.toThrow(/not synced/);
     let signals = 0;

@@ -47,7 +47,7 @@ describe('watches the API server keeps ending', () => {
 
   it(`one minute of watches ended every second: ~1 watch per resource per second, constant connections, membership followed`, async () => {
     api.endWatchesAfterMs = 1000;
-    api.put('nodes', { metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.11' }] } });
+    api.put('nodes', { metadata: { name: 'n1', annotations: { 'podlegs.io/vtep': '192.0.2.11' } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.11' }] } });
     api.put('pods', nfPod('a', 'n1', '02:00:00:00:00:0a'));
     const client = new KubeClient(readKubeconfig(kubeconfig), async () => readKubeconfig(kubeconfig));
     const members = new KubernetesMembership(client);
@@ -87,7 +87,7 @@ describe('watches the API server keeps ending', () => {
       expect(Math.max(...conns)).toBeLessThanOrEqual(8);
       expect(Math.max(...[...api.openWatches().values()])).toBeLessThanOrEqual(2); // pods: the agent's and bgp-sync's
       // Still following: a new member on a new node appears, for the agent and for bgp-sync.
-      api.put('nodes', { metadata: { name: 'n2' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.12' }] } });
+      api.put('nodes', { metadata: { name: 'n2', annotations: { 'podlegs.io/vtep': '192.0.2.12' } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.12' }] } });
       api.put('pods', nfPod('b', 'n2', '02:00:00:00:00:0b'));
       api.put('pods', { ...nfPod('c', 'n1', '02:00:00:00:00:0c'), status: { phase: 'Running', podIP: '10.0.1.6' } });
       await until('new member', async () => (await members.list()).members.some((m) => m.vtep === '192.0.2.12' && m.mac === '02:00:00:00:00:0b'));

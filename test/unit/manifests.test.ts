@@ -340,7 +340,7 @@ describe('DaemonSet, RBAC and ConfigMap', () => {
     const grants = new Set(rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g || 'core'}/${res}:${v}`)))));
     expect([...grants].sort()).toEqual([
       'core/events:create',
-      'core/nodes:list', 'core/nodes:watch',
+      'core/nodes:list', 'core/nodes:patch', 'core/nodes:watch',
       'core/pods:get', 'core/pods:list', 'core/pods:patch', 'core/pods:watch',
       'k8s.cni.cncf.io/network-attachment-definitions:get', 'k8s.cni.cncf.io/network-attachment-definitions:list', 'k8s.cni.cncf.io/network-attachment-definitions:watch',
     ]);
