@@ -43,38 +43,65 @@ const flag = (args: string[], name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 
+/** One CLI subcommand: its usage line(s) and how to run it (args after the subcommand's name). */
+interface Command { usage: string; run(args: string[]): Promise<number> }
+
+const needConfig = (cmd: string, args: string[]): string => {
+  const file = flag(args, '--config');
+  if (!file) throw new Error(`${cmd} needs --config FILE\n${COMMANDS[cmd].usage}`);
+  return file;
+};
+
+/** Every subcommand; `podlegs <cmd> --help` prints its usage (stdout, exit 0) without running it. */
+export const COMMANDS: Record<string, Command> = {
+  agent: {
+    usage: 'usage: podlegs agent --config FILE\n  run the node agent (keeps flood lists equal to the registry) until SIGTERM',
+    run: async (args) => (await import('./agent-cmd')).runAgent(loadNodeConfig(needConfig('agent', args))),
+  },
+  'bgp-sync': {
+    usage: 'usage: podlegs bgp-sync --config FILE [--once [--dry-run]] [--render]\n'
+      + '  keep the node speaker\'s neighbors equal to this node\'s NF pods (docs/bgp.md)\n'
+      + '  --once     one pass, print what was done (--dry-run: what would be done)\n'
+      + '  --render   print the Cilium resources for the current pods as YAML',
+    run: async (args) => (await import('./bgp-sync-cmd')).runBgpSync(needConfig('bgp-sync', args), args),
+  },
+  status: {
+    usage: 'usage: podlegs status [--json] [--config FILE]\n  this node\'s segments, legs and flood lists (with --config: drift against the registry)',
+    run: async (args) => {
+      const file = flag(args, '--config');
+      return (await import('./status-cmd')).runStatus(file ? loadNodeConfig(file) : undefined, args.includes('--json'));
+    },
+  },
+  conf: {
+    usage: 'usage: podlegs conf <render|validate|install> ... (podlegs conf --help)',
+    run: async (args) => (await import('../conf/conf-cmd')).runConf(args),
+  },
+  version: {
+    usage: 'usage: podlegs version\n  print the version',
+    run: async () => {
+      process.stdout.write('podlegs 0.1.0 (CNI 0.3.1, 0.4.0, 1.0.0, 1.1.0)\n');
+      return 0;
+    },
+  },
+};
+
+const isHelpFlag = (a: string): boolean => a === '--help' || a === '-h';
+
 export async function runCli(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
+  const c = cmd === undefined ? undefined : COMMANDS[cmd];
+  if (!c) {
+    const help = cmd === undefined || cmd === 'help' || isHelpFlag(cmd);
+    (help ? process.stdout : process.stderr).write(`${USAGE}\n`);
+    return help ? 0 : 2;
+  }
   try {
-    switch (cmd) {
-      case 'agent': {
-        const file = flag(rest, '--config');
-        if (!file) throw new Error('agent needs --config FILE');
-        const { runAgent } = await import('./agent-cmd');
-        return await runAgent(loadNodeConfig(file));
-      }
-      case 'bgp-sync': {
-        const file = flag(rest, '--config');
-        if (!file) throw new Error('bgp-sync needs --config FILE');
-        const { runBgpSync } = await import('./bgp-sync-cmd');
-        return await runBgpSync(file, rest);
-      }
-      case 'status': {
-        const { runStatus } = await import('./status-cmd');
-        const file = flag(rest, '--config');
-        return await runStatus(file ? loadNodeConfig(file) : undefined, rest.includes('--json'));
-      }
-      case 'conf': {
-        const { runConf } = await import('../conf/conf-cmd');
-        return await runConf(rest);
-      }
-      case 'version':
-        process.stdout.write('podlegs 0.1.0 (CNI 0.3.1, 0.4.0, 1.0.0, 1.1.0)\n');
-        return 0;
-      default:
-        process.stderr.write(`${USAGE}\n`);
-        return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
+    // conf has subcommands of its own and answers --help itself (podlegs conf --help, conf render --help)
+    if (cmd !== 'conf' && rest.some(isHelpFlag)) {
+      process.stdout.write(`${c.usage}\n`);
+      return 0;
     }
+    return await c.run(rest);
   } catch (e) {
     const msg = e instanceof CniError ? `${e.message}${e.details ? ` (${e.details})` : ''}` : (e as Error).message;
     process.stderr.write(`podlegs ${cmd}: ${msg}\n`);

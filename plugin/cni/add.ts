@@ -25,8 +25,11 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
   const pod = openPod(env.netns);
   const node = Kernel.open();
   try {
-    if (conf.legs.length === 0) {
-      log.info('no legs configured: passing prevResult through');
+    // A pod that selects no podlegs network in Kubernetes mode: bgp-sync reads such pods from the
+    // API, so nothing is recorded. A static `legs: []` entry (an NF that only peers BGP over eth0)
+    // is recorded like any other: bgp-sync's static source reads pods from the state files.
+    if (conf.legs.length === 0 && conf.mode !== 'static') {
+      log.info('no legs selected: passing prevResult through');
       return conf.prevResult ?? {};
     }
     if (readState(conf.stateDir, env.containerId, env.ifname)?.complete) {
@@ -75,7 +78,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         ipsByLeg.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
         routes.push(...legRoutes);
       }
-      if (registry) await programFlood(node, registry, u.vtep, state.legs, vxlans);
+      if (registry && state.legs.length) await programFlood(node, registry, u.vtep, state.legs, vxlans);
       const result = appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: ipsByLeg.get(l.ifname) ?? [] })), routes, env.netns);
       await publish?.(result, state);
       recordBgpPeer(conf, env, state, log);

@@ -147,6 +147,10 @@ async function install(p: Parsed): Promise<number> {
 
 export async function runConf(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === undefined || sub === 'help' || args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${CONF_USAGE}\n`);
+    return 0;
+  }
   const p = parseArgs(rest);
   switch (sub) {
     case 'render': return render(p);
@@ -154,6 +158,6 @@ export async function runConf(args: string[]): Promise<number> {
     case 'install': return install(p);
     default:
       process.stderr.write(`${CONF_USAGE}\n`);
-      return sub === undefined || sub === 'help' || sub === '--help' ? 0 : 2;
+      return 2;
   }
 }

@@ -19,6 +19,7 @@ const FW_VIP = '198.51.100.130/32';     // inside fw's allowed 198.51.100.128/25
 const CLUSTER = '10.96.0.0/12';         // the service CIDR
 const POD_NET = '10.10.0.0/16';         // the pod CIDR
 const STOLEN = '198.51.100.140/32';     // fw's range, announced by an lb pod
+const SOLO_VIP = '198.51.100.20/32';    // lb's range, announced by the pod without legs
 
 describe('BGP stays Cilium\'s: pod ↔ node peering, bgp-sync, prefix guard', () => {
   let lab: Lab | undefined;
@@ -59,6 +60,37 @@ describe('BGP stays Cilium\'s: pod ↔ node peering, bgp-sync, prefix guard', ()
     expect(links.map((l) => l.ifname).sort()).toEqual(['eth0', 'lo', 'net1']);
     await waitFor('VIP at the router', async () => (await frrPrefixes(b.lab, b.router)).includes(LB_VIP), 15_000);
     expect((await gobgpRib(b.lab, b.node))[LB_VIP]).toEqual([lb.ip]);
+  });
+
+  test('a pod with no legs ([ptp, podlegs], legs: []) is recorded: its session comes up through bgp-sync; DEL and GC undo it', async () => {
+    // the L4 load balancer that only peers over eth0: no leg, but a peer file and a neighbor
+    const peers = (): Promise<string[]> => gobgpNeighbors(b.lab, b.node).then((ns) => ns.map((n) => n.address));
+    const files = (dir: string, id: string): string[] => (existsSync(dir) ? readdirSync(dir) : []).filter((f) => f.startsWith(id));
+    const gone = async (p: NfPod): Promise<void> => {
+      await waitFor(`neighbor ${p.ip} removed`, async () => !(await peers()).includes(p.ip), 15_000);
+      expect(files(path.join(stateDir(b.node), 'bgp-peer'), p.pod.containerId)).toEqual([]);
+      expect(files(path.join(stateDir(b.node), 'attachments'), p.pod.containerId)).toEqual([]);
+    };
+    const solo = await addNf(b.lab, b.node, 'l4lb1', { app: 'lb' }, []);
+    expect(solo.peer).toEqual({ address: '10.10.1.1', asn: NODE_ASN });
+    const links = JSON.parse((await b.lab.sh('ip -j link', { netns: solo.pod.nsName })).stdout) as { ifname: string }[];
+    expect(links.map((l) => l.ifname).sort()).toEqual(['eth0', 'lo']);
+    await startPodFrr(b.lab, solo, LB_ASN, [SOLO_VIP]);
+    await waitEstablished(b.lab, b.node, solo.ip);
+    await waitFor('the legless pod\'s VIP at the router', async () => (await frrPrefixes(b.lab, b.router)).includes(SOLO_VIP), 15_000);
+    await delNf(b.lab, solo);
+    await gone(solo);
+    await waitFor('its VIP withdrawn at the router', async () => !(await frrPrefixes(b.lab, b.router)).includes(SOLO_VIP), 15_000);
+
+    // GC (a 1.1.0 runtime) of an attachment it no longer lists removes the record as well; lb stays
+    const stale = await addNf(b.lab, b.node, 'l4lb2', { app: 'lb' }, []);
+    await waitFor(`neighbor ${stale.ip} configured`, async () => (await peers()).includes(stale.ip), 15_000);
+    const entry = { ...(stale.conf.plugins[1] as object), name: stale.conf.name, cniVersion: '1.1.0',
+      'cni.dev/valid-attachments': [{ containerID: lb.pod.containerId, ifname: 'eth0' }] };
+    expect((await b.lab.exec(b.node, 'podlegs', { command: 'GC', conf: entry })).code).toBe(0);
+    await gone(stale);
+    expect(await peers()).toContain(lb.ip);
+    await delNf(b.lab, stale); // the runtime's DEL after GC: ptp's part, podlegs has nothing left
   });
 
   test('prefix guard: cluster CIDRs and another selector\'s VIP are rejected (not in the RIB, not at the router)', async () => {
