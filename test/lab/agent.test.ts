@@ -48,7 +48,7 @@ describe('podlegs agent in a 4-node lab', () => {
   const sh = (i: number, cmd: string, allowFail = false): Promise<{ code: number; stdout: string; stderr: string }> =>
     get().sh(cmd, { netns: node(i).nsName, allowFail });
   const curl = async (i: number, url: string): Promise<{ code: string; body: string }> => {
-    const r = await sh(i, `curl -s -m 2 -w '\\n%{http_code}' ${url}`, true);
+    const r = await sh(i, `curl -s -m 30 -w '\\n%{http_code}' ${url}`, true);
     const lines = r.stdout.split('\n');
     return { code: lines.pop() ?? '', body: lines.join('\n') };
   };
@@ -173,7 +173,7 @@ describe('podlegs agent in a 4-node lab', () => {
   test('a second agent in the same node refuses to run', async () => {
     const l = get();
     const n = node(1);
-    const r = await l.sh(`${l.podlegsBin} agent --config ${agentFile(n)}`, { netns: n.nsName, allowFail: true, timeoutMs: 10_000 });
+    const r = await l.sh(`${l.podlegsBin} agent --config ${agentFile(n)}`, { netns: n.nsName, allowFail: true, timeoutMs: SEEN_MS });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`another podlegs agent already runs in this network namespace (pid ${agents.get(1)!.pid})`);
     expect(agents.get(1)!.running()).toBe(true);
@@ -295,7 +295,7 @@ describe('podlegs agent in a 4-node lab', () => {
     const file = path.join(n.dir, 'bad-agent.json');
     mkdirSync(n.dir, { recursive: true });
     writeFileSync(file, JSON.stringify({ ...nodeConfig(l, n), underlay: { interface: 'ul0', vtep: '224.0.0.1' } }));
-    const r = await l.sh(`${l.podlegsBin} agent --config ${file}`, { netns: n.nsName, allowFail: true, timeoutMs: 10_000 });
+    const r = await l.sh(`${l.podlegsBin} agent --config ${file}`, { netns: n.nsName, allowFail: true, timeoutMs: SEEN_MS });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/224\.0\.0\.1.*not a unicast address/);
   });
