@@ -14,9 +14,15 @@
 //     same entries are programmed with `bridge -batch` and with one awaited netlink request per
 //     entry in sibling namespaces, for the programming rate. Last, the real `podlegs agent`
 //     binary with those members as a file registry (5200 files): start → converged, then churn.
+// (c) resync and grace: a 2-node lab, agents with a short resync period and grace period. Drift:
+//     n1's flood entry towards n2 deleted by hand, measured until the periodic resync puts it
+//     back (no registry event). Grace: a pod with the only leg of VNI 300 on n1 loses its netns
+//     without a DEL, measured until the agent removes the empty segment. (The lab tests only
+//     assert that both happen, and the segment not before the grace period.)
 //
-// usage: node scripts/bench-agent.mjs [--joins N] [--skip-convergence] [--skip-scale]
+// usage: node scripts/bench-agent.mjs [--joins N] [--skip-convergence] [--skip-scale] [--skip-resync]
 //          [--remote-nodes N] [--networks N] [--per-node N] [--churn F] [--bin PATH] [--json FILE]
+//          [--resync-seconds S] [--grace-seconds S] [--drift-rounds N] [--grace-rounds N]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
@@ -38,6 +44,11 @@ const o = {
   json: opt('--json'),
   convergence: !args.includes('--skip-convergence'),
   scale: !args.includes('--skip-scale'),
+  resync: !args.includes('--skip-resync'),
+  resyncSeconds: Number(opt('--resync-seconds', 2)),
+  graceSeconds: Number(opt('--grace-seconds', 2)),
+  driftRounds: Number(opt('--drift-rounds', 10)),
+  graceRounds: Number(opt('--grace-rounds', 4)),
 };
 if (process.getuid?.() !== 0) { console.error('the agent benchmark builds network namespaces: run it as root'); process.exit(1); }
 
@@ -276,6 +287,59 @@ async function scale() {
   labs.delete(lab);
 }
 
+// ---------------------------------------------------------------- (c) resync and grace
+
+async function resyncAndGrace() {
+  const R = o.resyncSeconds;
+  const G = o.graceSeconds;
+  say(`resync: 2-node lab, resync every ${R} s, grace ${G} s; ${o.driftRounds} drift repairs, ${o.graceRounds} segment removals`);
+  const lab = await newLab(2);
+  const [n1, n2] = lab.nodes;
+  const networks = { a: { vni: 100 }, g: { vni: 300 } };
+  const addPod = async (n, name, network) => {
+    const pod = await lab.addPod(n, name);
+    const conf = { cniVersion: '1.1.0', name: 'bench', type: 'podlegs', ...agentConfig(lab, n), log: { file: join(n.dir, 'podlegs.log'), level: 'info' },
+      networks, legs: [{ network, interface: 'net1' }] };
+    const r = await lab.exec(n, 'podlegs', { command: 'ADD', conf, pod, ifname: 'eth0' });
+    if (r.code !== 0) throw new Error(`ADD ${name} on ${n.name} failed: ${r.stdout}${r.stderr}`);
+    return { pod, conf };
+  };
+  for (const n of lab.nodes) await addPod(n, `r${n.index}`, 'a');
+  for (const n of lab.nodes) await startAgent(lab, n, agentConfig(lab, n, { agent: { resyncSeconds: R, gracePeriodSeconds: G } }));
+  const inNs = (argv) => spawnSync('ip', ['netns', 'exec', n1.nsName, ...argv], { encoding: 'utf8' });
+  const flooding = () => inNs(['bridge', 'fdb', 'show', 'dev', 'plvx100']).stdout.includes(`00:00:00:00:00:00 dst ${n2.vtep} `);
+  const hasSegment = () => inNs(['ip', 'link', 'show', 'plbr300']).status === 0;
+  const until = async (what, cond, timeoutMs) => {
+    const deadline = performance.now() + timeoutMs;
+    while (!cond()) {
+      if (performance.now() > deadline) throw new Error(`resync bench: ${what} not seen within ${timeoutMs} ms`);
+      await sleep(10);
+    }
+    return performance.now();
+  };
+  await until('flood entry n1 -> n2', flooding, 60_000);
+  const drift = [];
+  for (let i = 0; i < o.driftRounds; i++) {
+    const t0 = performance.now();
+    sh(['ip', 'netns', 'exec', n1.nsName, 'bridge', 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'plvx100', 'dst', n2.vtep]);
+    drift.push(await until('drift repair', flooding, 10 * R * 1000 + 60_000) - t0);
+    await sleep(Math.random() * R * 1000); // the next edit at another phase of the resync period
+  }
+  const grace = [];
+  for (let i = 0; i < o.graceRounds; i++) {
+    const g = await addPod(n1, `g${i}`, 'g');
+    const t0 = performance.now();
+    await lab.removePod(g.pod); // netns and leg gone, no DEL yet
+    grace.push(await until('segment removal', () => !hasSegment(), 10 * (R + G) * 1000 + 60_000) - t0);
+    const d = await lab.exec(n1, 'podlegs', { command: 'DEL', conf: g.conf, pod: g.pod, ifname: 'eth0' });
+    if (d.code !== 0) throw new Error(`DEL g${i} failed: ${d.stdout}${d.stderr}`);
+  }
+  const q = (v) => ({ n: v.length, p50: quantile(v, 0.5), p90: quantile(v, 0.9), max: Math.max(...v), min: Math.min(...v) });
+  results.resync = { resyncSeconds: R, graceSeconds: G, driftRepair: q(drift), segmentRemoval: q(grace), loadavg: loadavg() };
+  await lab.destroy();
+  labs.delete(lab);
+}
+
 // ---------------------------------------------------------------- report
 
 function report() {
@@ -315,12 +379,22 @@ function report() {
     out.push(`  churn via the registry: ${b.churnChanges}/${b.churnExpected} changes in ${b.churnRuns} run(s), ${fmt(b.churnReconcileMs)} ms reconciling, ${fmt(b.churnWallMs)} ms from first write to done`);
     out.push(`  agent peak RSS (VmHWM): ${fmt(b.peakRssMb)} MB`);
   }
+  const r = results.resync;
+  if (r) {
+    out.push('', `(c) resync every ${r.resyncSeconds} s, grace period ${r.graceSeconds} s (2-node lab)`);
+    out.push(table(['measure', 'n', 'min ms', 'p50 ms', 'p90 ms', 'max ms'], [
+      ['drift repair (flood entry deleted by hand -> back)', r.driftRepair.n, fmt(r.driftRepair.min), fmt(r.driftRepair.p50), fmt(r.driftRepair.p90), fmt(r.driftRepair.max)],
+      ['segment without legs (netns gone) -> removed', r.segmentRemoval.n, fmt(r.segmentRemoval.min), fmt(r.segmentRemoval.p50), fmt(r.segmentRemoval.p90), fmt(r.segmentRemoval.max)],
+    ]));
+    out.push(`drift repair is bounded by the resync period; removal should come no earlier than the grace period; load average at the end ${r.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
+  }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
 try {
   if (o.convergence) await convergence();
   if (o.scale) await scale();
+  if (o.resync) await resyncAndGrace();
   report();
   if (o.json) writeFileSync(o.json, JSON.stringify(results, null, 2));
 } catch (e) {

@@ -1,18 +1,22 @@
 /**
  * The node agent in a 4-node lab (every node a netns, pods chained [ptp, podlegs] in static mode):
  * join/leave updating flood lists and remote-MAC entries on exactly the right nodes, drift repair
- * within the resync period, SIGKILL + restart under a 10 ms ping with 0 packets lost, the
+ * by the periodic resync, SIGKILL + restart under a 10 ms ping with 0 packets lost, the
  * single-instance lock, /metrics and /healthz on the node's loopback, `podlegs status`, bad
  * registry entries skipped and logged, and removal of a segment left without legs after its grace
- * period (objects podlegs did not create untouched). Run as root after `npm run build`:
+ * period, never before (objects podlegs did not create untouched). Every wait is bounded generously
+ * (test/support/wait.ts); how fast the agents converge is measured by scripts/bench-agent.mjs.
+ * Run as root after `npm run build`:
  *   npx jest --selectProjects lab --runInBand test/lab/agent.test.ts
  */
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Lab, LabNode, LabProcess, leakCheck } from './lab';
-import { addNfPod, delNfPod, floodDsts, macOf, NfPod, nodeConfig, nodeLeftovers, rootSnapshot, sleep, waitUntil } from './nf';
+import {
+  addNfPod, CONVERGE_MS, delNfPod, floodDsts, macOf, NfPod, nodeConfig, nodeLeftovers, rootSnapshot, SEEN_MS, sleep, waitUntil,
+} from './nf';
 
-jest.setTimeout(180_000);
+jest.setTimeout(600_000);
 
 const RESYNC_S = 3;
 const GRACE_S = 2;
@@ -33,7 +37,7 @@ describe('podlegs agent in a 4-node lab', () => {
   const startAgent = async (i: number): Promise<LabProcess> => {
     const n = node(i);
     const a = get().spawn(n.netns, [get().podlegsBin, 'agent', '--config', agentFile(n)], { env: { NODE_NAME: n.name } });
-    await a.waitFor('agent started', 15_000);
+    await a.waitFor('agent started', SEEN_MS);
     agents.set(i, a);
     return a;
   };
@@ -44,7 +48,7 @@ describe('podlegs agent in a 4-node lab', () => {
   const sh = (i: number, cmd: string, allowFail = false): Promise<{ code: number; stdout: string; stderr: string }> =>
     get().sh(cmd, { netns: node(i).nsName, allowFail });
   const curl = async (i: number, url: string): Promise<{ code: string; body: string }> => {
-    const r = await sh(i, `curl -s -m 2 -w '\\n%{http_code}' ${url}`, true);
+    const r = await sh(i, `curl -s -m 30 -w '\\n%{http_code}' ${url}`, true);
     const lines = r.stdout.split('\n');
     return { code: lines.pop() ?? '', body: lines.join('\n') };
   };
@@ -59,7 +63,7 @@ describe('podlegs agent in a 4-node lab', () => {
     }
     return out;
   };
-  const expectFlood = async (want: Record<string, number[]>, timeoutMs = 2500): Promise<void> => {
+  const expectFlood = async (want: Record<string, number[]>, timeoutMs = CONVERGE_MS): Promise<void> => {
     const expected = Object.fromEntries(Object.entries(want).map(([k, v]) => [k, v.map(vtep).sort()]));
     let last: Record<string, string[]> = {};
     await waitUntil('flood lists', async () => JSON.stringify(last = await floodMap()) === JSON.stringify(expected), timeoutMs, 50)
@@ -114,34 +118,34 @@ describe('podlegs agent in a 4-node lab', () => {
     // Static entries for the remote members' MACs, on member nodes only.
     const mac = async (p: string, ifname = 'net1'): Promise<string> => macOf(l, pods[p].pod.nsName, ifname);
     await waitUntil('MAC entries on n1', async () => JSON.stringify(await macEntries(1, 100)) ===
-      JSON.stringify(Object.fromEntries([[await mac('x2'), vtep(2)], [await mac('x4'), vtep(4)]].sort())), 2500, 50);
+      JSON.stringify(Object.fromEntries([[await mac('x2'), vtep(2)], [await mac('x4'), vtep(4)]].sort())), CONVERGE_MS, 50);
     expect(await macEntries(3, 200)).toEqual({ [await mac('x4', 'net2')]: vtep(4) });
 
     await delNfPod(l, pods.x2);
     delete pods.x2;
     await expectFlood({ 'n1/100': [4], 'n3/200': [4], 'n4/100': [1], 'n4/200': [3] });
-    expect(Object.keys(await macEntries(1, 100))).toEqual([await mac('x4')]);
+    const x4 = await mac('x4');
+    await waitUntil('MAC entries on n1 = [x4]', async () => JSON.stringify(Object.keys(await macEntries(1, 100))) === JSON.stringify([x4]), CONVERGE_MS, 50);
     for (const a of agents.values()) expect(warnings(a)).toEqual([]);
   });
 
-  test(`drift is repaired within the resync period (${RESYNC_S} s)`, async () => {
+  test(`drift is repaired by the periodic resync (every ${RESYNC_S} s), with no registry event`, async () => {
     const l = get();
     const x4mac = await macOf(l, pods.x4.pod.nsName, 'net1');
+    const repairs = (): number => logLines(agents.get(1)!).filter((x) => x.message === 'fdb drift repaired').length;
+    const before = repairs();
     await sh(1, `bridge fdb del ${ZERO} dev plvx100 dst ${vtep(4)} && bridge fdb del ${x4mac} dev plvx100 dst ${vtep(4)}` +
       ` && bridge fdb append ${ZERO} dev plvx100 dst 192.0.2.99 && bridge fdb add 02:00:00:00:00:99 dev plvx100 dst 192.0.2.99`);
-    expect((await floodMap())['n1/100']).toEqual(['192.0.2.99']);
-    const t0 = Date.now();
     await waitUntil('n1 repaired', async () => JSON.stringify((await floodMap())['n1/100']) === JSON.stringify([vtep(4)]) &&
-      JSON.stringify(await macEntries(1, 100)) === JSON.stringify({ [x4mac]: vtep(4) }), (RESYNC_S + 1) * 1000, 50);
-    const took = Date.now() - t0;
-    expect(took).toBeLessThanOrEqual((RESYNC_S + 1) * 1000);
-    expect(logLines(agents.get(1)!).some((x) => x.message === 'fdb drift repaired')).toBe(true);
+      JSON.stringify(await macEntries(1, 100)) === JSON.stringify({ [x4mac]: vtep(4) }), CONVERGE_MS, 50);
+    // Logged only by a run the periodic resync triggered, with changes: nothing changed in the registry.
+    expect(repairs()).toBeGreaterThan(before);
   });
 
   test('SIGKILL and restart of the agents under a 10 ms ping: 0 packets lost, then converged', async () => {
     const l = get();
     const ping = l.spawn(pods.x1.pod.netns, ['ping', '-n', '-i', '0.01', '-c', '600', '-W', '1', '10.100.0.4']);
-    await ping.waitFor(/bytes from/, 5000);
+    await ping.waitFor(/bytes from/, SEEN_MS);
     for (const i of [1, 4]) {
       const a = agents.get(i)!;
       process.kill(a.pid, 'SIGKILL');
@@ -151,7 +155,7 @@ describe('podlegs agent in a 4-node lab', () => {
     pods.x5 = await addNfPod(l, node(2), 'x5', [{ network: 'a', interface: 'net1', ips: ['10.100.0.5/24'] }]);
     await sleep(300);
     for (const i of [1, 4]) await startAgent(i);
-    await expectFlood({ 'n1/100': [2, 4], 'n2/100': [1, 4], 'n3/200': [4], 'n4/100': [1, 2], 'n4/200': [3] }, 5000);
+    await expectFlood({ 'n1/100': [2, 4], 'n2/100': [1, 4], 'n3/200': [4], 'n4/100': [1, 2], 'n4/200': [3] });
     const exit = await ping.exited;
     const out = ping.stdout();
     const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
@@ -169,7 +173,7 @@ describe('podlegs agent in a 4-node lab', () => {
   test('a second agent in the same node refuses to run', async () => {
     const l = get();
     const n = node(1);
-    const r = await l.sh(`${l.podlegsBin} agent --config ${agentFile(n)}`, { netns: n.nsName, allowFail: true, timeoutMs: 10_000 });
+    const r = await l.sh(`${l.podlegsBin} agent --config ${agentFile(n)}`, { netns: n.nsName, allowFail: true, timeoutMs: SEEN_MS });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`another podlegs agent already runs in this network namespace (pid ${agents.get(1)!.pid})`);
     expect(agents.get(1)!.running()).toBe(true);
@@ -227,12 +231,13 @@ describe('podlegs agent in a 4-node lab', () => {
     writeFileSync(path.join(dir, 'README.txt'), 'not an entry: ignored');
     const nBad = Object.keys(bad).length + 1;
     const before = await floodMap();
+    const skippedBy = (i: number): Record<string, unknown>[] => logLines(agents.get(i)!).filter((x) => x.message === 'skipping bad registry entry');
     try {
-      await waitUntil('bad entries logged', async () =>
-        logLines(agents.get(1)!).filter((x) => x.message === 'skipping bad registry entry').length === nBad, 3000, 50);
-      await sleep(RESYNC_S * 1000 + 500); // one periodic resync later: not logged again
+      for (const i of [1, 2, 3, 4]) await waitUntil(`bad entries logged by the agent on n${i}`, async () => skippedBy(i).length >= nBad, CONVERGE_MS, 50);
+      // Over a window of more than one resync period: not logged again (a stall makes the window hold fewer resyncs, never a false failure).
+      await sleep(RESYNC_S * 1000 + 500);
       for (const i of [1, 2, 3, 4]) {
-        const skipped = logLines(agents.get(i)!).filter((x) => x.message === 'skipping bad registry entry');
+        const skipped = skippedBy(i);
         expect(skipped.map((x) => path.basename(String(x.entry))).sort()).toEqual([...Object.keys(bad), 'link.json'].sort());
         expect(agents.get(i)!.running()).toBe(true);
       }
@@ -256,13 +261,18 @@ describe('podlegs agent in a 4-node lab', () => {
     pods.x6 = await addNfPod(l, node(3), 'x6', [{ network: 'a', interface: 'net1', ips: ['10.100.0.6/24'] }]);
     await expectFlood({ 'n1/100': [2, 3, 4], 'n2/100': [1, 3, 4], 'n3/100': [1, 2, 4], 'n3/200': [4], 'n4/100': [1, 2, 3], 'n4/200': [3] });
     // The pod's netns goes away without a CNI DEL: its veth vanishes, the segment is left empty.
-    await l.removePod(pods.x6.pod);
+    // The leg cannot vanish before `gone`, so the agent may remove the segment at gone + grace at
+    // the earliest: an observation of "removed" that ended before that is a removal inside the
+    // grace period. (A stall can only delay the observations, never make them early.)
     const gone = Date.now();
-    await sleep(GRACE_S * 1000 - 500);
-    expect((await floodMap())['n3/100']).toBeDefined(); // still within the grace period
-    await waitUntil('segment 100 removed on n3', async () => (await floodMap())['n3/100'] === undefined, (RESYNC_S + GRACE_S + 1) * 1000, 50);
-    const took = Date.now() - gone;
-    expect(took).toBeGreaterThanOrEqual(GRACE_S * 1000);
+    await l.removePod(pods.x6.pod);
+    let removedSeenAt = 0;
+    await waitUntil('segment 100 removed on n3', async () => {
+      const present = (await floodDsts(l, node(3), 100)) !== undefined;
+      if (!present) removedSeenAt = Date.now();
+      return !present;
+    }, CONVERGE_MS, 50);
+    expect(removedSeenAt - gone).toBeGreaterThanOrEqual(GRACE_S * 1000); // not before the grace period ended
     const links = (await sh(3, 'ip -br link')).stdout;
     expect(links).not.toMatch(/^plbr100\b/m);
     expect(links).toMatch(/^br-foreign\b/m);
@@ -285,7 +295,7 @@ describe('podlegs agent in a 4-node lab', () => {
     const file = path.join(n.dir, 'bad-agent.json');
     mkdirSync(n.dir, { recursive: true });
     writeFileSync(file, JSON.stringify({ ...nodeConfig(l, n), underlay: { interface: 'ul0', vtep: '224.0.0.1' } }));
-    const r = await l.sh(`${l.podlegsBin} agent --config ${file}`, { netns: n.nsName, allowFail: true, timeoutMs: 10_000 });
+    const r = await l.sh(`${l.podlegsBin} agent --config ${file}`, { netns: n.nsName, allowFail: true, timeoutMs: SEEN_MS });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/224\.0\.0\.1.*not a unicast address/);
   });

@@ -12,14 +12,17 @@
  * cross the nodes only through the VXLAN segment, so they prove BUM traffic end to end.
  * A crash is SIGKILL to keepalived's VRRP process and its parent (by PID): no priority-0
  * advert, the VIP stays on the dead master's leg, exactly as after a real crash.
+ * The tests assert that failover happens and print how long it took; every wait is bounded
+ * generously (a loaded machine stalls for seconds). The failover time is a benchmark figure:
+ * node scripts/bench-failover.mjs.
  */
 import { Lab, LabProcess } from './lab';
 import {
-  addNfPod, addrsOf, agentProblems, crashKeepalived, delNfPod, FailoverTimes, Keepalived, macOf, measureFailover, neighMac, NfPod,
-  destroyChecked, nodeLeftovers, pingOnce, rootSnapshot, startAgent, startKeepalived, vipOwner, VrrpOptions, waitUntil,
+  addNfPod, addrsOf, agentProblems, CONVERGE_MS, crashKeepalived, delNfPod, FailoverTimes, Keepalived, macOf, measureFailover, neighMac, NfPod,
+  destroyChecked, nodeLeftovers, pingOnce, rootSnapshot, SEEN_MS, startAgent, startKeepalived, vipOwner, VrrpOptions, waitUntil,
 } from './nf';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const VIP = '10.100.0.100/24';
 const VIP_IP = VIP.split('/')[0];
@@ -64,11 +67,11 @@ describe('keepalived VRRP pair across nodes over a podlegs leg', () => {
     const l = get();
     const start = Date.now();
     [ka.nf1, ka.nf2] = await Promise.all([startKeepalived(l, nf1.pod, vrrp('nf1', 150)), startKeepalived(l, nf2.pod, vrrp('nf2', 100))]);
-    await waitUntil('nf1 to own the VIP alone', async () => (await ownerName()) === 'nf1', 15_000);
-    await ka.nf1.proc.waitFor(/VI_51.*Entering MASTER STATE/);
+    await waitUntil('nf1 to own the VIP alone', async () => (await ownerName()) === 'nf1', CONVERGE_MS);
+    await ka.nf1.proc.waitFor(/VI_51.*Entering MASTER STATE/, SEEN_MS);
     expect(ka.nf2.proc.stdout() + ka.nf2.proc.stderr()).toMatch(/VI_51.*Entering BACKUP STATE/);
     times.push(`initial election: nf1 master ${Date.now() - start} ms after start`);
-    await waitUntil('client ping to the VIP', () => pingOnce(l, client.pod, VIP_IP, 1), 5_000);
+    await waitUntil('client ping to the VIP', () => pingOnce(l, client.pod, VIP_IP, 1), CONVERGE_MS);
     expect(await neighMac(l, client.pod, VIP_IP)).toBe(await macOf(l, nf1.pod.nsName, 'net1'));
     // nf2 stays backup while nf1's adverts keep arriving over VXLAN
     await new Promise((r) => setTimeout(r, 4_000));
@@ -80,9 +83,7 @@ describe('keepalived VRRP pair across nodes over a podlegs leg', () => {
     const { at: killedAt } = await crashKeepalived(ka.nf1);
     const t = await measureFailover(l, killedAt, nf2.pod, client.pod, VIP);
     times.push(`failover after kill -9 of keepalived (stale VIP left on nf1): ${fmt(t)}`);
-    expect(t.vipMs).toBeLessThan(10_000);
-    expect(t.clientMs).toBeLessThan(10_000);
-    await ka.nf2.proc.waitFor(/VI_51.*Entering MASTER STATE/);
+    await ka.nf2.proc.waitFor(/VI_51.*Entering MASTER STATE/, SEEN_MS);
     expect(await addrsOf(l, nf1.pod.nsName, 'net1')).toContain(VIP_IP); // the crash left it there
     expect(await neighMac(l, client.pod, VIP_IP)).toBe(await macOf(l, nf2.pod.nsName, 'net1'));
   });
@@ -92,11 +93,11 @@ describe('keepalived VRRP pair across nodes over a podlegs leg', () => {
     await l.sh(`ip addr del ${VIP} dev net1`, { netns: nf1.pod.nsName }); // what a restarted pod would not have
     const start = Date.now();
     ka.nf1 = await startKeepalived(l, nf1.pod, vrrp('nf1', 150));
-    await waitUntil('nf1 to own the VIP alone again', async () => (await ownerName()) === 'nf1', 15_000);
+    await waitUntil('nf1 to own the VIP alone again', async () => (await ownerName()) === 'nf1', CONVERGE_MS);
     const mac1 = await macOf(l, nf1.pod.nsName, 'net1');
-    await waitUntil('client to follow nf1', async () => (await pingOnce(l, client.pod, VIP_IP, 0.5)) && (await neighMac(l, client.pod, VIP_IP)) === mac1, 10_000);
+    await waitUntil('client to follow nf1', async () => (await pingOnce(l, client.pod, VIP_IP, 0.5)) && (await neighMac(l, client.pod, VIP_IP)) === mac1, CONVERGE_MS);
     times.push(`preemption by the restarted nf1: VIP and client back on nf1 after ${Date.now() - start} ms`);
-    await ka.nf2.proc.waitFor(/Entering MASTER STATE[\s\S]*VI_51.*Entering BACKUP STATE/); // nf2 stepped back
+    await ka.nf2.proc.waitFor(/Entering MASTER STATE[\s\S]*VI_51.*Entering BACKUP STATE/, SEEN_MS); // nf2 stepped back
   });
 
   test('the master pod dies (kill -9, netns gone): the client loses the VIP only until the backup takes over', async () => {
@@ -105,8 +106,6 @@ describe('keepalived VRRP pair across nodes over a podlegs leg', () => {
     await l.removePod(nf1.pod); // the pod is gone: its leg disappears from the segment
     const t = await measureFailover(l, killedAt, nf2.pod, client.pod, VIP);
     times.push(`failover after the master pod died: ${fmt(t)}`);
-    expect(t.vipMs).toBeLessThan(10_000);
-    expect(t.clientMs).toBeLessThan(10_000);
     expect(await ownerName()).toBe('nf2');
     // DEL of the dead pod works from the recorded state (no netns any more)
     await delNfPod(l, nf1);

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { Lab, LabPod, LabProcess, leakCheck, withLab } from './lab';
-import { rootSnapshot } from './nf';
+import { rootSnapshot, SEEN_MS } from './nf';
 
 jest.setTimeout(180_000);
 
@@ -67,10 +67,10 @@ describe('lab harness (ptp only)', () => {
     const l = get();
     const [n1, n2] = l.nodes;
     tcpdump = l.spawn(n1.netns, ['tcpdump', '-l', '-n', '-i', 'ul0', 'icmp']);
-    await tcpdump.waitFor('listening on ul0');
+    await tcpdump.waitFor('listening on ul0', SEEN_MS);
     await Promise.all(l.nodes.flatMap((a) => l.nodes.filter((b) => b !== a)
       .map((b) => l.sh(`ping -c 2 -i 0.2 -W 2 ${b.vtep}`, { netns: a.nsName }))));
-    await tcpdump.waitFor(`${n2.vtep} > ${n1.vtep}: ICMP echo request`);
+    await tcpdump.waitFor(`${n2.vtep} > ${n1.vtep}: ICMP echo request`, SEEN_MS);
     // tcpdump is left running on purpose: destroy() must end it (checked in afterAll).
   });
 

@@ -15,11 +15,11 @@
  */
 import { Lab, LabNode, LabProcess } from './lab';
 import {
-  addNfPod, agentProblems, capture, checkPodlegs, delNfPod, floodDsts, linkNames, macOf, mcastListener, mcastSend, NfPod,
-  destroyChecked, nodeLeftovers, rootSnapshot, sleep, startAgent, waitUntil,
+  addNfPod, agentProblems, capture, checkPodlegs, CONVERGE_MS, delNfPod, floodDsts, linkNames, macOf, mcastListener, mcastSend, NfPod,
+  destroyChecked, nodeLeftovers, rootSnapshot, SEEN_MS, sleep, startAgent, waitUntil,
 } from './nf';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 interface CniResult { interfaces?: { name: string; mac?: string; sandbox?: string }[]; ips: { address: string; interface?: number }[] }
 
@@ -34,7 +34,7 @@ describe('multi-node lab: VXLAN legs across 4 nodes with agents', () => {
   let root: string[] = [];
 
   /** Expected flood lists: node index → VNI → remote VTEPs (undefined: no segment there). */
-  const expectFlood = async (want: Record<number, Record<number, number[] | undefined>>, timeoutMs = 10_000): Promise<number> => {
+  const expectFlood = async (want: Record<number, Record<number, number[] | undefined>>, timeoutMs = CONVERGE_MS): Promise<number> => {
     const start = Date.now();
     const snapshot = async (): Promise<Record<string, (string[] | undefined)>> => {
       const out: Record<string, string[] | undefined> = {};
@@ -121,7 +121,7 @@ describe('multi-node lab: VXLAN legs across 4 nodes with agents', () => {
       const toIf = to === 'p1' && ip.startsWith('10.200.') ? 'net2' : 'net1';
       const mac = await macOf(l, pods[to].pod.nsName, toIf);
       // -t: the request goes to the peer's MAC (unicast), not to the broadcast address
-      const arp = await l.sh(`arping -c 2 -W 0.2 -w 5 -i ${iface} -t ${mac} ${ip}`, { netns: pods[from].pod.nsName, allowFail: true });
+      const arp = await l.sh(`arping -c 2 -W 0.2 -w 30 -i ${iface} -t ${mac} ${ip}`, { netns: pods[from].pod.nsName, allowFail: true });
       expect({ from, ip, code: arp.code, out: arp.stdout }).toEqual(expect.objectContaining({ code: 0 }));
       expect(arp.stdout).toContain(`bytes from ${mac} (${ip})`);
       expect(arp.stdout).toMatch(/2 packets transmitted, 2 packets received/);
@@ -141,7 +141,7 @@ describe('multi-node lab: VXLAN legs across 4 nodes with agents', () => {
     // who-has an address nobody owns: the request is broadcast and stays unanswered
     await l.sh('arping -c 3 -W 0.2 -w 1 -i net1 10.100.0.99', { netns: pods.p1.pod.nsName, allowFail: true });
     for (const t of seen) {
-      const out = await t.waitFor(/ff:ff:ff:ff:ff:ff.*Request who-has 10\.100\.0\.99 tell 10\.100\.0\.1/, 5_000);
+      const out = await t.waitFor(/ff:ff:ff:ff:ff:ff.*Request who-has 10\.100\.0\.99 tell 10\.100\.0\.1/, SEEN_MS);
       expect(out).toContain('ethertype ARP');
     }
     await sleep(500);
@@ -162,9 +162,9 @@ describe('multi-node lab: VXLAN legs across 4 nodes with agents', () => {
     };
     await mcastSend(l, pods.p2.pod, 'net1', G, PORT, 'hello-a');
     await mcastSend(l, pods.p4.pod, 'net1', G, PORT, 'hello-b');
-    await rx.p1a.waitFor('got hello-a-2 from 10.100.0.2', 5_000);
-    await rx.p3a.waitFor('got hello-a-2 from 10.100.0.2', 5_000);
-    await rx.p1b.waitFor('got hello-b-2 from 10.200.0.4', 5_000);
+    await rx.p1a.waitFor('got hello-a-2 from 10.100.0.2', SEEN_MS);
+    await rx.p3a.waitFor('got hello-a-2 from 10.100.0.2', SEEN_MS);
+    await rx.p1b.waitFor('got hello-b-2 from 10.200.0.4', SEEN_MS);
     await sleep(500);
     await Promise.all(Object.values(rx).map((p) => p.kill()));
     const got = (p: LabProcess): string[] => p.stdout().split('\n').filter((x) => x.startsWith('got ')).map((x) => x.split(' ')[1]).sort();

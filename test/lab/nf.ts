@@ -4,7 +4,8 @@
  *
  *   podlegsEntry / podConflist   a static-mode podlegs entry (and [ptp, podlegs] conflist) for a pod
  *   startAgent                   `podlegs agent` in a node's netns, waited for until "agent started"
- *   floodDsts / waitUntil        all-zero FDB entries of plvx<vni> on a node; polling
+ *   floodDsts                    all-zero FDB entries of plvx<vni> on a node
+ *   waitUntil, CONVERGE_MS       polling up to a generous bound (test/support/wait.ts)
  *   nodeLeftovers                pl* links, registry files, state files left on a lab
  *   keepalived*                  a keepalived VRRP instance on a pod's leg, its VIP, a crash
  *
@@ -14,8 +15,9 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CniConflist, CniOutcome, CniPluginConf, Lab, LabNode, LabPod, LabProcess, leakCheck } from './lab';
+import { CONVERGE_MS, SEEN_MS, sleep, waitUntil } from '../support/wait';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { CONVERGE_MS, SEEN_MS, sleep, waitUntil };
 
 /** The networks every lab test and the demo use: name → VNI (IPs 10.<vni>.0.x/24 by convention). */
 export const NETWORKS: Record<string, { vni: number; mtu?: number }> = {
@@ -77,7 +79,7 @@ export async function startAgent(lab: Lab, node: LabNode, o: { resyncMs?: number
   if (o.resyncMs !== undefined) env.PODLEGS_RESYNC_MS = String(o.resyncMs);
   const agent = lab.spawn(node.netns, [lab.podlegsBin, 'agent', '--config', file], { env });
   try {
-    await agent.waitFor('agent started', 15_000);
+    await agent.waitFor('agent started', SEEN_MS);
   } catch (e) {
     const exit = agent.running() ? 'still running' : `exit ${JSON.stringify(await agent.exited)}`;
     throw new Error(`podlegs agent on ${node.name} did not start (${exit}; is ${lab.podlegsBin} being rebuilt?): ${(e as Error).message}`);
@@ -95,30 +97,11 @@ export function agentProblems(agent: LabProcess): string[] {
     .filter((line) => !/"message":"reconcile failed"/.test(line) || !/ENODEV/.test(line));
 }
 
-/** Polls fn until it returns a truthy value; throws (with the last value) after timeoutMs. */
 /**
  * A lab node's InternalIP in the fake API: a management NIC's address, deliberately not its
  * VTEP (multi-NIC nodes), so a test sees the agents flood to the VTEP each agent published.
  */
 export const managementIp = (n: LabNode): string => `10.250.0.${n.index}`;
-
-export async function waitUntil<T>(what: string, fn: () => Promise<T>, timeoutMs = 10_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      lastErr = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)}${lastErr ? `, ${String(lastErr)}` : ''})`);
-    }
-    await sleep(everyMs);
-  }
-}
 
 interface IpLink { ifname: string; address?: string; operstate?: string; addr_info?: { family: string; local: string; prefixlen: number }[] }
 interface FdbEntry { mac: string; dst?: string; ifname?: string }
@@ -242,14 +225,14 @@ export async function startKeepalived(lab: Lab, pod: LabPod, o: VrrpOptions): Pr
   const vrrpPidFile = `${base}-vrrp.pid`;
   writeFileSync(confFile, keepalivedConf(o));
   const proc = lab.spawn(pod.netns, ['keepalived', '-n', '-l', '-D', '-P', '-R', '-f', confFile, '-p', pidFile, '-r', vrrpPidFile]);
-  await proc.waitFor(/Entering BACKUP STATE|Entering MASTER STATE/, 15_000);
+  await proc.waitFor(/Entering BACKUP STATE|Entering MASTER STATE/, SEEN_MS);
   return { proc, pidFile, vrrpPidFile, confFile, pod };
 }
 
 /** PID of keepalived's VRRP child (the process that speaks VRRP and owns the VIP). */
 export async function vrrpPid(k: Keepalived): Promise<number> {
   const { readFileSync } = await import('node:fs');
-  return waitUntil(`VRRP pid file ${k.vrrpPidFile}`, async () => Number(readFileSync(k.vrrpPidFile, 'utf8').trim()) || 0, 5_000, 50);
+  return waitUntil(`VRRP pid file ${k.vrrpPidFile}`, async () => Number(readFileSync(k.vrrpPidFile, 'utf8').trim()) || 0, SEEN_MS, 50);
 }
 
 /**
@@ -302,7 +285,7 @@ export interface FailoverTimes {
  * for the VIP is the backup's MAC. Times are from t0 (the moment of the kill).
  */
 export async function measureFailover(lab: Lab, t0: number, backup: LabPod, client: LabPod, vip: string,
-  timeoutMs = 15_000, iface = 'net1'): Promise<FailoverTimes> {
+  timeoutMs = CONVERGE_MS, iface = 'net1'): Promise<FailoverTimes> {
   const ip = vip.split('/')[0];
   const backupMac = await macOf(lab, backup.nsName, iface);
   const deadline = t0 + timeoutMs;
@@ -335,7 +318,7 @@ export async function measureFailover(lab: Lab, t0: number, backup: LabPod, clie
 /** tcpdump on a pod's interface (line-buffered, numeric, with link-level headers), running once it listens. */
 export async function capture(lab: Lab, pod: LabPod, iface: string, filter: string): Promise<LabProcess> {
   const p = lab.spawn(pod.netns, ['tcpdump', '-l', '-n', '-e', '-i', iface, filter]);
-  await p.waitFor(`listening on ${iface}`, 10_000);
+  await p.waitFor(`listening on ${iface}`, SEEN_MS);
   return p;
 }
 
@@ -377,7 +360,7 @@ print('sent', count, flush=True)
 /** A UDP multicast listener joined to group on the pod's iface (SO_BINDTODEVICE); prints "got <msg> from <ip>". */
 export async function mcastListener(lab: Lab, pod: LabPod, iface: string, group: string, port: number, secs = 30): Promise<LabProcess> {
   const p = lab.spawn(pod.netns, [PY, '-c', MCAST_RECV, iface, group, String(port), String(secs)]);
-  await p.waitFor('joined', 10_000);
+  await p.waitFor('joined', SEEN_MS);
   return p;
 }
 

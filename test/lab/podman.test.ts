@@ -13,9 +13,9 @@ import { existsSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSy
 import * as path from 'node:path';
 import { CniConflist, CniPluginConf, Lab, LabNode, LabPod, LabProcess, leakCheck } from './lab';
 import { bridgePodlegsConflist, LIBCNI_CACHE, Podman } from './podman/podman';
-import { rootSnapshot } from './nf';
+import { rootSnapshot, SEEN_MS, waitUntil } from './nf';
 
-jest.setTimeout(180_000);
+jest.setTimeout(300_000);
 
 const VNI = 100;
 const C_IP = '10.100.0.31'; // the podman container's leg (n1)
@@ -27,24 +27,11 @@ interface FdbEntry { mac: string; dst?: string }
 interface PodmanNet { IPAddress: string; IPPrefixLen: number; Gateway: string; MacAddress: string;
   SecondaryIPAddresses?: { Addr: string; PrefixLength: number }[]; AdditionalMACAddresses?: string[] }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 const ls = (dir: string): string[] => { try { return readdirSync(dir).sort(); } catch { return []; } };
 const filesUnder = (dir: string): string[] => ls(dir).flatMap((n) => {
   const p = path.join(dir, n);
   try { return statSync(p).isDirectory() ? filesUnder(p) : [p]; } catch { return []; }
 });
-
-async function waitUntil<T>(what: string, fn: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await fn().catch(() => undefined);
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await sleep(100);
-  }
-}
 
 describe('podman (CNI backend) runs containers on [bridge, podlegs] in a lab node', () => {
   let lab: Lab | undefined;
@@ -115,7 +102,7 @@ describe('podman (CNI backend) runs containers on [bridge, podlegs] in a lab nod
       const agent = lab.spawn(node.netns, [path.join(pm.pluginDir, 'podlegs'), 'agent', '--config', file],
         { env: { NODE_NAME: node.name, PODLEGS_RESYNC_MS: '2000' } });
       agents.push(agent);
-      await agent.waitFor('agent started', 15_000);
+      await agent.waitFor('agent started', SEEN_MS);
     }
   });
 

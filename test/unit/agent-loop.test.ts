@@ -4,11 +4,15 @@ import { parseHostPort } from '../../overlay/agent/http';
 import { AgentMetrics } from '../../overlay/agent/metrics';
 import { ZERO_MAC } from '../../overlay/kernel/kernel';
 import { FakeKernel, FakeSource, member, MemLog } from './agent-fake';
+import { SEEN_MS, waitUntil } from '../support/wait';
+
+jest.setTimeout(2 * SEEN_MS);
 
 const A = '192.0.2.11';
 const B = '192.0.2.12';
 const C = '192.0.2.13';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const until = (what: string, cond: () => boolean): Promise<unknown> => waitUntil(what, cond, SEEN_MS, 5);
 
 function setup(o: Partial<AgentOptions> = {}): { k: FakeKernel; src: FakeSource; log: MemLog; metrics: AgentMetrics; agent: Agent } {
   const k = new FakeKernel();
@@ -47,15 +51,16 @@ describe('Agent', () => {
     expect(k.entries(100)).toContain(`${ZERO_MAC} ${B}`);
   });
 
-  it('reacts to source events within the debounce, collapsing bursts into one run', async () => {
+  it('reacts to source events, collapsing a burst into one run', async () => {
     const { k, src, agent } = setup();
     k.addSegment(100);
     agent.start();
     try {
-      await sleep(20);
+      await until('the start run', () => agent.last?.trigger === 'start');
       const runs = agent.runs;
       for (let i = 0; i < 10; i++) src.set([member(100, B, i)]);
-      await sleep(40);
+      await until('a run after the burst', () => agent.runs > runs && agent.last?.trigger === 'event');
+      await sleep(50); // ten debounce periods: no second run for the same burst
       expect(agent.runs - runs).toBe(1);
       expect(k.entries(100)).toContain(`${ZERO_MAC} ${B}`);
     } finally {
@@ -68,7 +73,8 @@ describe('Agent', () => {
     agent.kick('event');
     agent.kick('resync');
     agent.kick('event');
-    await sleep(60);
+    await until('a run', () => agent.last !== undefined);
+    await sleep(60); // three debounce periods: no second run
     expect(agent.last?.trigger).toBe('resync');
     expect(src.resyncs).toBe(1);
     expect(agent.runs).toBe(1);

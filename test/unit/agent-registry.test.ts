@@ -3,8 +3,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { FileRegistry, WatchedFileRegistry } from '../../overlay/registry/file-registry';
 import { member } from './agent-fake';
+import { SEEN_MS, waitUntil } from '../support/wait';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+jest.setTimeout(4 * SEEN_MS);
 
 describe('WatchedFileRegistry (the agent\'s cached view of the file registry)', () => {
   let dir: string;
@@ -12,6 +13,9 @@ describe('WatchedFileRegistry (the agent\'s cached view of the file registry)', 
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const owners = async (r: FileRegistry): Promise<string[]> => (await r.list()).members.map((m) => m.owner).sort();
+  /** Waits (generously) until the watched view lists exactly these owners: inotify events arrive when they do. */
+  const ownersBecome = (r: FileRegistry, want: string[]): Promise<unknown> =>
+    waitUntil(`owners ${want.join(', ')}`, async () => JSON.stringify(await owners(r)) === JSON.stringify(want), SEEN_MS, 10);
 
   it('follows registrations, removals and bad entries through inotify, re-reading only named files', async () => {
     const writer = new FileRegistry(dir);
@@ -23,12 +27,11 @@ describe('WatchedFileRegistry (the agent\'s cached view of the file registry)', 
       expect(await owners(r)).toEqual(['c1/eth0/net1']);
       writer.register(member(100, '192.0.2.13', 2));
       writer.register(member(200, '192.0.2.13', 3)); // a new vni dir
-      await sleep(50);
+      await ownersBecome(r, ['c1/eth0/net1', 'c2/eth0/net1', 'c3/eth0/net1']);
       expect(events).toBeGreaterThan(0);
-      expect(await owners(r)).toEqual(['c1/eth0/net1', 'c2/eth0/net1', 'c3/eth0/net1']);
       writer.unregister(member(100, '192.0.2.12', 1));
       fs.writeFileSync(path.join(dir, 'vni-100', 'bad.json'), '{');
-      await sleep(50);
+      await waitUntil('removal and bad entry seen', async () => (await r.list()).problems.length > 0 && (await owners(r)).length === 2, SEEN_MS, 10);
       const l = await r.list();
       expect(l.members.map((m) => m.owner).sort()).toEqual(['c2/eth0/net1', 'c3/eth0/net1']);
       expect(l.problems).toEqual([{ where: 'vni-100/bad.json', reason: expect.any(String) }]);
@@ -43,8 +46,7 @@ describe('WatchedFileRegistry (the agent\'s cached view of the file registry)', 
         await r2.list();
         expect(reads).not.toHaveBeenCalled(); // nothing changed: no file read at all
         writer.register(member(100, '192.0.2.14', 4));
-        await sleep(50);
-        expect(await owners(r2)).toEqual(['c2/eth0/net1', 'c3/eth0/net1', 'c4/eth0/net1']);
+        await ownersBecome(r2, ['c2/eth0/net1', 'c3/eth0/net1', 'c4/eth0/net1']);
         expect(reads.mock.calls.map((c) => c[0])).toEqual(expect.arrayContaining(['vni-100']));
         expect(new Set(reads.mock.calls.map((c) => c[1])).size).toBeLessThanOrEqual(2); // the entry (and its temp file)
         reads.mockClear();

@@ -6,14 +6,12 @@ import * as path from 'path';
 import { FakeApiServer, kubeconfigFor } from '../k8s/fake-apiserver';
 import { kubernetesPodClient } from '../../plugin/k8s/pod-client';
 import { KubernetesPodSource } from '../../plugin/bgp/pods';
+import { SEEN_MS, waitUntil } from '../support/wait';
 
-const until = async (cond: () => Promise<boolean>, ms = 3000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await cond().catch(() => false))) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+jest.setTimeout(2 * SEEN_MS);
+
+/** Waits (generously) for cond; a timeout fails the test and names the condition. */
+const until = async (cond: () => Promise<boolean>): Promise<void> => { await waitUntil(String(cond), cond, SEEN_MS, 20); };
 
 it('lists the NF pods of its node and follows an IP change', async () => {
   const api = new FakeApiServer();

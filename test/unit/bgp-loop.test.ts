@@ -9,12 +9,13 @@ import type { Speaker, SyncReport } from '../../plugin/bgp/speaker';
 import { BgpSync } from '../../plugin/bgp/sync';
 import { AttachmentState, writeState } from '../../plugin/state';
 import type { Log } from '../../plugin/log';
+import { SEEN_MS, sleep, waitUntil } from '../support/wait';
+
+jest.setTimeout(2 * SEEN_MS);
 
 const quiet: Log = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  for (const end = Date.now() + ms; !cond() && Date.now() < end;) await sleep(10);
-}
+/** Waits (generously) for cond; a timeout fails the test and names the condition. */
+const until = async (cond: () => boolean): Promise<void> => { await waitUntil(String(cond), cond, SEEN_MS, 10); };
 
 function state(id: string, over: Partial<AttachmentState> = {}): AttachmentState {
   return { containerId: id, ifname: 'eth0', netns: '/proc/self/ns/net', network: 'nf', cniVersion: '1.1.0', vtep: '192.0.2.11',
@@ -50,8 +51,7 @@ describe('StaticPodSource', () => {
     const stop = src.watch(() => { n++; });
     try {
       writeState(dir, state('x'));
-      for (let i = 0; i < 50 && n === 0; i++) await sleep(20);
-      expect(n).toBeGreaterThan(0);
+      await until(() => n > 0);
     } finally {
       stop();
     }
@@ -70,7 +70,12 @@ class FakeSpeaker implements Speaker {
   calls: DesiredBgp[] = [];
   fail = false;
   delayMs = 0;
+  /** Called once, inside the next sync: a change that arrives while a run is in progress. */
+  during?: () => void;
   async sync(d: DesiredBgp): Promise<SyncReport> {
+    const during = this.during;
+    this.during = undefined;
+    during?.();
     if (this.delayMs) await sleep(this.delayMs);
     if (this.fail) throw new Error('gobgp neighbor: connection refused');
     this.calls.push(d);
@@ -97,8 +102,7 @@ describe('BgpSync loop', () => {
     expect(sp.calls).toHaveLength(2);
     expect(sp.calls[1].neighbors.map((n) => n.address)).toEqual(['10.10.1.5']);
     sp.delayMs = 60;
-    src.onChange();
-    await sleep(25); // the run (60 ms) is in progress now
+    sp.during = () => src.onChange(); // a change while this run (60 ms) is in progress
     src.onChange();
     await until(() => sp.calls.length >= 4);
     await sleep(100);

@@ -8,6 +8,9 @@ import { formatConflist, renderChained, ConfError, JsonObject } from '../../plug
 import { installOnce, watchInstall, cniConfigFiles, InstallOutcome } from '../../plugin/conf/install';
 import { renderInClusterKubeconfig, syncKubeconfig } from '../../plugin/conf/kubeconfig';
 import { runConf } from '../../plugin/conf/conf-cmd';
+import { SEEN_MS, waitUntil } from '../support/wait';
+
+jest.setTimeout(2 * SEEN_MS);
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', '05-cilium.conflist');
 const ciliumText = fs.readFileSync(FIXTURE, 'utf8');
@@ -202,13 +205,8 @@ describe('install', () => {
 });
 
 describe('install --watch', () => {
-  const waitFor = async (cond: () => boolean, ms = 5000): Promise<void> => {
-    const end = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > end) throw new Error('timed out');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  // Generous, yet well below the 60 s interval below: a re-render in time is still the events' doing.
+  const waitFor = async (cond: () => boolean): Promise<void> => { await waitUntil(String(cond), cond, SEEN_MS, 20); };
 
   it('re-renders when Cilium rewrites its file (inotify), and mirrors its removal', async () => {
     const cilium = path.join(tmp, '05-cilium.conflist');

@@ -11,7 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import { Lab, LabNode, LabProcess, leakCheck } from '../lab';
 import {
-  addNfPod, addrsOf, crashKeepalived, delNfPod, floodDsts, Keepalived, macOf, measureFailover, neighMac, NfPod,
+  addNfPod, addrsOf, CONVERGE_MS, crashKeepalived, delNfPod, floodDsts, Keepalived, macOf, measureFailover, neighMac, NfPod,
   nodeLeftovers, pingOnce, startAgent, startKeepalived, vipOwner, VrrpOptions, waitUntil,
 } from '../nf';
 
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   await waitUntil('flood lists', async () => {
     for (const n of l.nodes) if ((await floodDsts(l, n, VNI))?.length !== 2) return false;
     return true;
-  }, 10_000);
+  }, CONVERGE_MS);
   for (const n of l.nodes) say(`${n.name} plvx${VNI} floods BUM traffic to ${(await floodDsts(l, n, VNI))?.join(', ')}`);
 
   step('keepalived in nf1 (priority 150) and nf2 (priority 100): VRRP id 51 on net1, VIP 10.100.0.100, advert_int 1 s');
@@ -84,9 +84,9 @@ async function main(): Promise<void> {
   const tStart = Date.now();
   const ka: Keepalived[] = await Promise.all([startKeepalived(l, nf1.pod, vrrp('nf1', 150)), startKeepalived(l, nf2.pod, vrrp('nf2', 100))]);
   const owner = async (): Promise<string | undefined> => (await vipOwner(l, [nf1.pod, nf2.pod], VIP))?.name;
-  await waitUntil('nf1 to own the VIP', async () => (await owner()) === 'nf1', 15_000);
+  await waitUntil('nf1 to own the VIP', async () => (await owner()) === 'nf1', CONVERGE_MS);
   say(`VIP owner: ${bold('nf1')} (elected ${secs(Date.now() - tStart)} after start; nf2 is backup)`);
-  await waitUntil('client ping to the VIP', () => pingOnce(l, client.pod, VIP_IP, 1), 5_000);
+  await waitUntil('client ping to the VIP', () => pingOnce(l, client.pod, VIP_IP, 1), CONVERGE_MS);
   say(`client -> ${VIP_IP}: ping ok, ARP entry ${await neighMac(l, client.pod, VIP_IP)} (nf1's net1)`);
 
   step(crashMode === 'pod'

@@ -28,6 +28,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { CniConflist, CniPluginConf, Lab, LabNode, ShResult } from '../lab';
+import { SEEN_MS } from '../../support/wait';
 
 export const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
 const APPLETS = ['sh', 'ip', 'cat', 'sleep', 'ping', 'ls', 'grep', 'sed', 'echo', 'true', 'arping'];
@@ -178,7 +179,7 @@ runc = [${q(runcWrapper)}]
   }
 
   /** processes(exclude), polled until empty or timeoutMs (conmon exits just after `podman rm` returns). */
-  async settle(exclude: readonly number[] = [], timeoutMs = 5_000): Promise<{ pid: number; cmd: string }[]> {
+  async settle(exclude: readonly number[] = [], timeoutMs = SEEN_MS): Promise<{ pid: number; cmd: string }[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const left = this.processes(exclude);
