@@ -145,8 +145,7 @@ describe('BGP stays Cilium\'s: pod ↔ node peering, bgp-sync, prefix guard', ()
     expect(addrs).not.toContain(old);
     expect(addrs).toContain(lb.ip);
     await waitFor('VIP back at the router via the new pod', async () => (await gobgpRib(b.lab, b.node))[LB_VIP]?.[0] === lb.ip, 15_000);
-    expect(await frrPrefixes(b.lab, b.router)).toContain(LB_VIP);
-    expect(r.ms).toBeLessThan(10_000);
+    expect(await frrPrefixes(b.lab, b.router)).toContain(LB_VIP); // how fast: npm run bench (bench-bgp)
   });
 
   test('speaker "cilium": the same pods rendered as Cilium resources (files for kubectl apply)', async () => {

@@ -229,11 +229,10 @@ describe('Kubernetes mode', () => {
     await lab.chain(r.pod, 'DEL', conflist(lab.nodes[2]), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pm' });
   });
 
-  it('fails fast with code 11 while the API does not answer', async () => {
+  // The deadline itself is asserted in k8s-api.test.ts (a silent TLS API); here: the outcome.
+  it('fails with code 11 while the API does not answer, and attaches nothing', async () => {
     api.faults.push({ hang: true, times: 10, match: /pods\/pd$/ });
-    const t0 = Date.now();
     const r = await addPod('pd', lab.nodes[2], 'vrrp-a@net1');
-    expect(Date.now() - t0).toBeLessThan(8000);
     expect(r.out).toMatchObject({ code: 11 });
     expect(JSON.parse((await lab.sh('ip -j link', { netns: r.pod.nsName })).stdout).map((l: Json) => l.ifname)).not.toContain('net1');
     api.faults.length = 0;
