@@ -18,7 +18,7 @@ import { listStates } from '../state';
 import { legVnis } from '../cni/trunk';
 import { runCni } from '../cni/run';
 import { createLog, Log } from '../log';
-import type { NodeConf } from './cli';
+import type { NodeConf } from './node-config';
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
 async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log): Promise<{ source: MembershipSource; stop(): void }> {

@@ -4,7 +4,7 @@
 //   --render   print the Cilium resources for the current pods as YAML, touch nothing
 // A config that does not validate is reported and nothing is applied.
 import { kubernetesPodClient } from '../k8s/pod-client';
-import { readConfigObject } from './cli';
+import { readConfigObject } from './node-config';
 import * as os from 'os';
 import { loadConf, PluginConf } from '../cni/config';
 import { CniError } from '../cni/errors';

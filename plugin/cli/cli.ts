@@ -1,11 +1,6 @@
 // The podlegs CLI (no CNI_COMMAND): agent, status, conf render|validate|install, version.
-import * as fs from 'fs';
-import { loadConf, PluginConf } from '../cni/config';
 import { CniError } from '../cni/errors';
-import { AgentConf, parseAgentConf } from '../../overlay/agent/config';
-
-/** The agent's config: the plugin entry's fields plus the validated "agent" section. */
-export interface NodeConf extends PluginConf { agent: AgentConf }
+import { loadNodeConfig } from './node-config';
 
 const USAGE = `usage: podlegs <command>
   agent --config FILE        run the node agent (keeps flood lists equal to the registry)
@@ -18,25 +13,6 @@ const USAGE = `usage: podlegs <command>
   conf install --cilium-dir DIR [--watch] ...
                              keep DIR/00-podlegs.conflist in step with Cilium's (podlegs conf help)
   version                    print the version`;
-
-/** A node config file (agent, bgp-sync): one JSON object. */
-export function readConfigObject(file: string): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`config ${file}: ${(e as Error).message}`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`config ${file} must hold a JSON object`);
-  return raw as Record<string, unknown>;
-}
-
-/** Agent/CLI config files carry the plugin entry's fields without the CNI envelope. */
-export function loadNodeConfig(file: string): NodeConf {
-  const { agent, legs: _legs, ...rest } = readConfigObject(file);
-  const conf = loadConf(JSON.stringify({ cniVersion: '1.1.0', name: 'podlegs', type: 'podlegs', ...rest }));
-  return { ...conf, agent: parseAgentConf(agent) };
-}
 
 const flag = (args: string[], name: string): string | undefined => {
   const i = args.indexOf(name);

@@ -2,7 +2,7 @@
 // auth-provider plugins. Built as its own file (dist/podlegs-kubeauth.js) so the
 // CNI hot path never parses client-node (about 1.5 s and 110 MB to load here).
 import { KubeConfig } from '@kubernetes/client-node';
-import type { ApiTarget } from './kubeconfig';
+import type { ApiTarget } from './api-target';
 
 export async function targetFromClientNode(path: string): Promise<ApiTarget> {
   const kc = new KubeConfig();

@@ -2,7 +2,7 @@
 // unreachable API server must make ADD fail fast (code 11), never hang.
 import * as http from 'http';
 import * as https from 'https';
-import { ApiTarget } from './kubeconfig';
+import type { ApiTarget } from './api-target';
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly reason: string, msg: string, readonly retryable: boolean) {

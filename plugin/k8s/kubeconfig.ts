@@ -6,15 +6,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { createRequire } from 'module';
+import type { ApiTarget } from './api-target';
 
-export interface ApiTarget {
-  server: string;            // https://host:port or http://host:port
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
-  token?: string;
-  insecureSkipTLSVerify?: boolean;
-}
+export type { ApiTarget };
+
 
 type Obj = Record<string, unknown>;
 const named = (list: unknown, name: unknown, key: string): Obj | undefined =>
