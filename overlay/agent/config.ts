@@ -16,7 +16,7 @@
 // Every field is optional; unknown fields are errors, so a typo does not silently
 // fall back to a default.
 import { DEFAULT_AGENT_SOCKET } from './cni-protocol';
-import { parseHostPort } from './http';
+import { parseHostPort } from '../values';
 
 export interface AgentConf { metricsAddress: string; resyncSeconds: number; gracePeriodSeconds: number; debounceMs: number; socket: string }
 
@@ -41,7 +41,8 @@ export function parseAgentConf(v: unknown): AgentConf {
   let metricsAddress = AGENT_DEFAULTS.metricsAddress;
   if (o.metricsAddress !== undefined) {
     if (typeof o.metricsAddress !== 'string') throw new Error('agent.metricsAddress must be a string host:port');
-    try { parseHostPort(o.metricsAddress); } catch (e) { throw new Error(`agent.metricsAddress ${(e as Error).message}`); }
+    const hp = parseHostPort(o.metricsAddress);
+    if (typeof hp === 'string') throw new Error(`agent.metricsAddress ${hp}`);
     metricsAddress = o.metricsAddress;
   }
   let socket = AGENT_DEFAULTS.socket;

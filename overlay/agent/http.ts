@@ -1,20 +1,16 @@
 // /metrics and /healthz over plain HTTP. Loopback by default: the figures say
 // which networks a node takes part in, nothing to publish beyond the node.
 import * as http from 'http';
+import { parseHostPort } from '../values';
 
 export interface Health { ok: boolean; detail: Record<string, unknown> }
 export interface HttpHandlers { metrics(): Promise<{ contentType: string; body: string }>; health(): Health }
 
-/** Splits "host:port" / "[v6]:port" into its parts; throws a message naming the problem. */
-export function parseHostPort(addr: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(addr);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new Error(`"${addr.slice(0, 80)}" is not host:port (e.g. 127.0.0.1:9750 or [::1]:9750)`);
-  return { host: m[1] ?? m[2], port };
-}
 
 export function serveHttp(addr: string, h: HttpHandlers): Promise<http.Server> {
-  const { host, port } = parseHostPort(addr);
+  const hp = parseHostPort(addr);
+  if (typeof hp === 'string') return Promise.reject(new Error(hp));
+  const { host, port } = hp;
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -1,4 +1,5 @@
 // A member of a segment: one leg on one node, as the other nodes need to know it.
+import { macProblem, vtepProblem } from '../values';
 import * as ipaddr from 'ipaddr.js';
 
 export interface Member {
@@ -9,20 +10,9 @@ export interface Member {
   network?: string;
 }
 
-export type MemberProblem = { where: string; reason: string };
+export { vtepProblem };
 
-/**
- * Why ip cannot be a VTEP (undefined when it can): VXLAN needs a unicast IPv4/IPv6 address.
- * IPv4 240.0.0.0/4 (class E) is "reserved" to ipaddr.js like TEST-NET, so it is checked apart.
- */
-export function vtepProblem(ip: string): string | undefined {
-  if (!ipaddr.isValid(ip)) return `vtep ${JSON.stringify(ip).slice(0, 60)} is not an IP address`;
-  const a = ipaddr.process(ip);
-  const range = a.range();
-  if (['unspecified', 'multicast', 'broadcast', 'loopback', 'linkLocal'].includes(range)) return `vtep ${ip} is not unicast (${range})`;
-  if (a.kind() === 'ipv4' && (a as ipaddr.IPv4).octets[0] >= 240) return `vtep ${ip} is not unicast (class E)`;
-  return undefined;
-}
+export type MemberProblem = { where: string; reason: string };
 
 /** Validates an entry read from a shared store; never trust another node's bytes. */
 export function parseMember(raw: unknown): Member | string {
@@ -32,9 +22,10 @@ export function parseMember(raw: unknown): Member | string {
   if (typeof m.vtep !== 'string' || !ipaddr.isValid(m.vtep)) return 'vtep is not an IP address';
   const bad = vtepProblem(m.vtep);
   if (bad) return bad;
-  if (typeof m.mac !== 'string' || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(m.mac)) return 'mac is malformed';
+  if (typeof m.mac !== 'string') return 'mac is not a string';
   // A static FDB entry for a group or all-zero MAC would hijack flooding.
-  if (parseInt(m.mac.slice(0, 2), 16) & 1 || m.mac === '00:00:00:00:00:00') return `mac ${m.mac} is not a unicast MAC`;
+  const badMac = macProblem(m.mac);
+  if (badMac) return `mac ${badMac}`;
   if (typeof m.owner !== 'string' || m.owner === '') return 'owner missing';
   return { vni: m.vni, vtep: ipaddr.process(m.vtep).toString(), mac: m.mac, owner: m.owner, ...(typeof m.network === 'string' ? { network: m.network } : {}) };
 }

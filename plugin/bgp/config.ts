@@ -11,6 +11,7 @@
 //            "cilium": { "outputDir": "/var/lib/podlegs/cilium", "apiVersions": ["v2", "v2alpha1"],
 //                        "upstreamPeers": [{ "name": "tor", "peerAddress": "192.0.2.1", "peerASN": 65000,
 //                                            "peerConfig": "tor" }], "exportPodCIDR": false } }
+import { parseHostPort } from '../../overlay/values';
 import * as ipaddr from 'ipaddr.js';
 import { checkAsn } from './plugin-conf';
 import { LabelError, parseSelector, Selector } from './labels';
@@ -92,14 +93,9 @@ function selectorOf(o: Obj, where: string, name: string, defaultAsn: number | un
 function apiOf(v: unknown): { host: string; port: number } {
   const s = v === undefined ? '127.0.0.1:50051' : v;
   if (typeof s !== 'string') return fail('bgp.api must be "host:port", e.g. "127.0.0.1:50051"');
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
-  if (!m) return fail(`bgp.api "${s.slice(0, 60)}" must be "host:port", e.g. "127.0.0.1:50051"`);
-  const host = m[1] ?? m[2];
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) fail(`bgp.api port ${port} is out of range 1-65535`);
-  if (m[1] !== undefined && !ipaddr.IPv6.isValid(host)) fail(`bgp.api host "${host}" is not an IPv6 address`);
-  if (!/^[A-Za-z0-9.-]+$/.test(host)) fail(`bgp.api host "${host.slice(0, 60)}" is not a host name or address`);
-  return { host, port };
+  const hp = parseHostPort(s);
+  if (typeof hp === 'string') return fail(`bgp.api ${hp}`);
+  return hp;
 }
 
 /**

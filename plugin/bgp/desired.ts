@@ -1,6 +1,7 @@
 // The desired BGP state of the node speaker, computed purely from the config and the pod list:
 // one neighbor per selected pod (its eth0 address; ASN from the pod annotation podlegs.io/bgp-asn,
 // else the selector's peerAsn), and the prefix guard (deny list, allowed prefixes per selector).
+import { asnFromText, asnProblem } from '../../overlay/values';
 import * as ipaddr from 'ipaddr.js';
 import type { BgpSyncConf } from './config';
 import { matches } from './labels';
@@ -23,9 +24,9 @@ const podName = (p: PodInfo): string => (p.name ? `${p.namespace ?? 'default'}/$
 
 function asnOf(raw: string | undefined, fallback: number | undefined, pod: string): number | string {
   if (raw !== undefined) {
-    const n = /^\d{1,10}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > 4294967294 || n === 23456 || n === 65535) {
-      return `pod ${pod}: annotation ${BGP_ASN_ANNOTATION}="${raw.slice(0, 20)}" is not an AS number (1-4294967294)`;
+    const n = asnFromText(raw);
+    if (asnProblem(n)) {
+      return `pod ${pod}: annotation ${BGP_ASN_ANNOTATION}="${raw.slice(0, 20)}" is not an AS number (1-4294967294, not 23456 or 65535)`;
     }
     return n;
   }

@@ -3,6 +3,7 @@
 // (`[{"key": "app", "value": "lb"}]`), which `podlegs bgp-sync` matches selectors against in
 // static mode. Other `bgp` keys belong to `podlegs bgp-sync` (one node config file serves the
 // plugin, the agent and bgp-sync); they are validated there, not here.
+import { asnProblem } from '../../overlay/values';
 import { CniError, Code, invalidConfig } from '../cni/errors';
 import { isObj } from '../cni/validate';
 import { checkLabelKey, checkLabelValue, LabelError, Labels } from './labels';
@@ -17,10 +18,9 @@ export const BGP_SYNC_KEYS = ['speaker', 'api', 'peerAsn', 'podSelector', 'allow
 
 /** A 4-byte ASN usable by a BGP speaker: 1..4294967294 without AS_TRANS (23456). */
 export function checkAsn(v: unknown, where: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 4294967294 || v === 23456 || v === 65535) {
-    throw new RangeError(`${where} must be an AS number from 1 to 4294967294 (not 23456 or 65535), got ${JSON.stringify(v)}`);
-  }
-  return v;
+  const bad = asnProblem(v);
+  if (bad) throw new RangeError(`${where} ${bad}`);
+  return v as number;
 }
 
 export function parsePluginBgp(bgp: unknown, args: unknown): PluginBgpFields {

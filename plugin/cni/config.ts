@@ -6,6 +6,7 @@ import { absPath, cidr, int, isIpAddress, isObj, networkName, obj, Obj, onlyKeys
 import { checkVersion, CniVersion, parsePrevResult, Result } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
+import { asnProblem, macProblem } from '../../overlay/values';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
 
 export const MAX_INPUT_BYTES = MAX_STDIN;
@@ -136,11 +137,17 @@ function parseNetworks(v: unknown): Map<string, NetworkConf> {
   return out;
 }
 
+/** An AS number field of the plugin config. */
+function checkedAsn(v: unknown, where: string): number {
+  const bad = asnProblem(v);
+  if (bad) throw invalidConfig(`${where} ${bad}`);
+  return v as number;
+}
+
 export function parseMac(v: unknown, where: string): string {
   const s = str(v, where).toLowerCase();
-  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(s)) throw invalidConfig(`${where} "${s.slice(0, 40)}" is not a MAC address (aa:bb:cc:dd:ee:ff)`);
-  if (parseInt(s.slice(0, 2), 16) & 1) throw invalidConfig(`${where} ${s} is a multicast MAC; a leg needs a unicast MAC`);
-  if (s === '00:00:00:00:00:00') throw invalidConfig(`${where} must not be all zeros`);
+  const bad = macProblem(s);
+  if (bad) throw invalidConfig(`${where} ${bad}`);
   return s;
 }
 
@@ -226,7 +233,7 @@ function parseKubernetes(v: unknown): KubernetesConf {
     kubeconfig: k.kubeconfig === undefined ? '/etc/cni/net.d/podlegs.d/podlegs.kubeconfig' : absPath(k.kubeconfig, 'kubernetes.kubeconfig'),
     globalNamespaces: globals as string[],
     multus: k.multus === true,
-    ...(k.nodeAsn === undefined ? {} : { nodeAsn: int(k.nodeAsn, 'kubernetes.nodeAsn', 1, 4294967295) }),
+    ...(k.nodeAsn === undefined ? {} : { nodeAsn: checkedAsn(k.nodeAsn, 'kubernetes.nodeAsn') }),
   };
 }
 

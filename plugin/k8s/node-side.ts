@@ -1,6 +1,7 @@
 // The agent's Kubernetes side: pod/node membership, a NAD cache on disk for
 // the plugin (so an ADD costs one GET and one PATCH), and AddedInterface
 // events for the legs of this node's pods (kept off the CNI hot path).
+import { asnFromText, asnProblem } from '../../overlay/values';
 import * as fs from 'fs';
 import * as path from 'path';
 import { KubeClient } from './http';
@@ -77,8 +78,8 @@ export class KubernetesNodeSide {
     if (!me) return;
     const file = nodeAsnPath(this.o.stateDir);
     const label = me.metadata.labels?.[NODE_ASN_LABEL];
-    const asn = label !== undefined && /^\d{1,10}$/.test(label) ? Number(label) : undefined;
-    if (asn === undefined || asn < 1 || asn > 4294967294) {
+    const asn = label === undefined ? undefined : asnFromText(label);
+    if (asn === undefined || asnProblem(asn)) {
       if (label !== undefined) this.o.log.warn('node label is not an AS number; ignored', { label: NODE_ASN_LABEL, value: label });
       fs.rmSync(file, { force: true });
       return;

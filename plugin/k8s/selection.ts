@@ -1,6 +1,7 @@
 // The NPWG (v1.3) network selection annotation `k8s.v1.cni.cncf.io/networks`:
 // either a comma list of `[namespace/]name[@interface]` or a JSON list of
 // selection elements. Pure: validated here, resolved elsewhere.
+import { macProblem } from '../../overlay/values';
 import * as ipaddr from 'ipaddr.js';
 import { CniError, Code } from '../cni/errors';
 
@@ -67,7 +68,8 @@ function fromJson(list: unknown): Selection[] {
     }
     if (s.mac !== undefined) {
       s.mac = s.mac.toLowerCase();
-      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(s.mac) || parseInt(s.mac.slice(0, 2), 16) & 1) throw bad(`${where}: mac "${s.mac.slice(0, 30)}" is not a unicast MAC address`);
+      const why = macProblem(s.mac);
+      if (why) throw bad(`${where}: mac ${why}`);
     }
     if (e.ips !== undefined) {
       if (!Array.isArray(e.ips) || e.ips.length === 0 || !e.ips.every((x) => typeof x === 'string')) throw bad(`${where}: "ips" must be a non-empty list of strings`);

@@ -1,6 +1,6 @@
 import { Agent, AgentOptions } from '../../overlay/agent/agent';
 import { parseAgentConf } from '../../overlay/agent/config';
-import { parseHostPort } from '../../overlay/agent/http';
+import { parseHostPort } from '../../overlay/values';
 import { AgentMetrics } from '../../overlay/agent/metrics';
 import { ZERO_MAC } from '../../overlay/kernel/kernel';
 import { FakeKernel, FakeSource, member, MemLog } from './agent-fake';

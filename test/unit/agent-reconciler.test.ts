@@ -119,5 +119,5 @@ describe('member validation', () => {
   ])('rejects VTEP %s (%s)', (ip, why) => expect(vtepProblem(ip)).toContain(why));
   it.each(['192.0.2.1', '10.1.2.3', '2001:db8::1', '198.51.100.7'])('accepts VTEP %s', (ip) => expect(vtepProblem(ip)).toBeUndefined());
   it.each([['01:00:5e:00:00:01'], ['00:00:00:00:00:00'], ['ff:ff:ff:ff:ff:ff']])('rejects group/zero MAC %s', (mac) =>
-    expect(parseMember({ vni: 1, vtep: B, mac, owner: 'x' })).toContain('not a unicast MAC'));
+    expect(parseMember({ vni: 1, vtep: B, mac, owner: 'x' })).toContain('not a unicast one'));
 });
