@@ -19,7 +19,7 @@ export interface SegmentState {
 export type PlannedChange = FdbChange & { vni: number };
 
 /** The kernel operations the reconciler uses (a fake one in unit tests). */
-export type SegmentKernel = Pick<Kernel, 'links' | 'fdbAll' | 'fdbBatch' | 'deleteLink'>;
+export type SegmentKernel = Pick<Kernel, 'links' | 'fdbAll' | 'fdbBatch' | 'deleteLinks'>;
 
 /** This node's segments, their legs and their FDB, by VNI. */
 export async function readSegments(k: SegmentKernel, links?: LinkInfo[]): Promise<Map<number, SegmentState>> {
@@ -113,7 +113,7 @@ export function expiredSegments(segments: Map<number, SegmentState>, emptySince:
 export async function removeSegment(k: SegmentKernel, vni: number): Promise<boolean> {
   const seg = (await readSegments(k)).get(vni);
   if (!seg || seg.legs.length > 0) return false;
-  if (seg.vxlanIndex !== undefined) await k.deleteLink(seg.vxlanIndex);
-  if (seg.bridgeIndex !== undefined) await k.deleteLink(seg.bridgeIndex);
+  // One kernel batch: nobody ever sees half a segment (a bridge without its VXLAN device).
+  await k.deleteLinks([seg.vxlanIndex, seg.bridgeIndex].filter((i): i is number => i !== undefined));
   return true;
 }
