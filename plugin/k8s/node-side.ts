@@ -3,6 +3,7 @@
 // events for the legs of this node's pods (kept off the CNI hot path).
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../../overlay/fs/atomic-write';
 import { KubeClient } from './http';
 import { ListWatch, Clock } from './list-watch';
 import { KubernetesMembership, NadLike, PodLike } from './membership-source';
@@ -54,10 +55,7 @@ export class KubernetesNodeSide {
       }
       const file = nadCachePath(this.o.stateDir, ns, nad.metadata.name);
       keep.add(file);
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      const tmp = `${file}.tmp`;
-      fs.writeFileSync(tmp, JSON.stringify(nad));
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, JSON.stringify(nad));
     }
     if (!fs.existsSync(root)) return;
     for (const ns of fs.readdirSync(root)) {
@@ -80,9 +78,7 @@ export class KubernetesNodeSide {
       fs.rmSync(file, { force: true });
       return;
     }
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(`${file}.tmp`, JSON.stringify({ asn }));
-    fs.renameSync(`${file}.tmp`, file);
+    writeFileAtomic(file, JSON.stringify({ asn }));
   }
 
   /** One AddedInterface event per new leg of a pod on this node. */
