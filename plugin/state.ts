@@ -2,7 +2,9 @@
 // can undo it without the netns, the config or any API.
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../overlay/fs/atomic-write';
 import type { IpamConf, RegistryConf } from './cni/config';
+import { CniError, Code } from './cni/errors';
 import type { IpamContext } from './cni/ipam';
 
 export interface LegState {
@@ -57,28 +59,37 @@ export interface PodRecord {
   name?: string;
 }
 
+/**
+ * Format of the attachment file. A file without "version" was written before versioning and reads as 1.
+ * A newer version is refused by every verb, DEL included: fields this podlegs does not know may name
+ * kernel objects or IPAM leases, and undoing half of them would leak the rest with no record left.
+ * The file stays, so the podlegs that wrote it can finish the DEL.
+ */
+export const STATE_VERSION = 1;
+
 const dirOf = (stateDir: string): string => path.join(stateDir, 'attachments');
 const fileOf = (stateDir: string, containerId: string, ifname: string): string =>
   path.join(dirOf(stateDir), `${containerId}_${ifname}.json`);
 
 export function writeState(stateDir: string, s: AttachmentState): void {
   const file = fileOf(stateDir, s.containerId, s.ifname);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(s, null, 1));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify({ version: STATE_VERSION, ...s }, null, 1), 0o600);
 }
 
 /** State files written before `registry` recorded "registryPath", with "" for "no file registry". */
 type LegacyState = Omit<AttachmentState, 'registry'> & { registry?: RegistryConf; registryPath?: string };
-function fromFile(text: string): AttachmentState {
-  const { registryPath, registry, ...s } = JSON.parse(text) as LegacyState;
+function fromFile(text: string, file: string): AttachmentState {
+  const { version, registryPath, registry, ...s } = JSON.parse(text) as LegacyState & { version?: unknown };
+  if (version !== undefined && version !== STATE_VERSION) {
+    throw new CniError(Code.InvalidConfig, `state file ${file} has version ${JSON.stringify(version)}; this podlegs reads version ${STATE_VERSION} only: run the podlegs that wrote it (or a newer one)`);
+  }
   return { ...s, registry: registry ?? (registryPath ? { type: 'file', path: registryPath } : { type: 'kubernetes' }) };
 }
 
 export function readState(stateDir: string, containerId: string, ifname: string): AttachmentState | undefined {
   try {
-    return fromFile(fs.readFileSync(fileOf(stateDir, containerId, ifname), 'utf8'));
+    const file = fileOf(stateDir, containerId, ifname);
+    return fromFile(fs.readFileSync(file, 'utf8'), file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
@@ -101,7 +112,8 @@ export function listStates(stateDir: string): { states: AttachmentState[]; broke
   }
   for (const f of files.filter((x) => x.endsWith('.json'))) {
     try {
-      states.push(fromFile(fs.readFileSync(path.join(dirOf(stateDir), f), 'utf8')));
+      const file = path.join(dirOf(stateDir), f);
+      states.push(fromFile(fs.readFileSync(file, 'utf8'), file));
     } catch {
       broken.push(f);
     }

@@ -3,6 +3,7 @@
 // so concurrent writers never see or produce half-written entries.
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../fs/atomic-write';
 import { Member, MemberProblem, MembershipSource, parseMember } from './member';
 
 const fileName = (m: Pick<Member, 'vtep' | 'owner'>): string =>
@@ -33,16 +34,7 @@ export class FileRegistry implements MembershipSource {
 
   register(m: Member): void {
     const dir = this.vniDir(m.vni);
-    fs.mkdirSync(dir, { recursive: true });
-    const final = path.join(dir, fileName(m));
-    const tmp = path.join(dir, `.${process.pid}.${Date.now()}.tmp`);
-    try {
-      fs.writeFileSync(tmp, JSON.stringify(m));
-      fs.renameSync(tmp, final);
-    } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      throw e;
-    }
+    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m));
   }
 
   /** Removes a member; false when it was not registered. */

@@ -11,6 +11,7 @@
 // guard is recorded in the podlegs.io/prefix-guard annotation for audit only.
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../../overlay/fs/atomic-write';
 import type { CiliumApiVersion } from './config';
 import type { DesiredBgp } from './desired';
 import { toLabelSelector } from './labels';
@@ -126,9 +127,7 @@ export class CiliumFileSpeaker implements Speaker {
       fs.mkdirSync(this.dir, { recursive: true });
       for (const [f, text] of want) {
         if (have.get(f) === text) continue;
-        const tmp = path.join(this.dir, `.${f}.${process.pid}.tmp`);
-        fs.writeFileSync(tmp, text);
-        fs.renameSync(tmp, path.join(this.dir, f));
+        writeFileAtomic(path.join(this.dir, f), text);
       }
       for (const f of have.keys()) if (!want.has(f)) fs.rmSync(path.join(this.dir, f), { force: true });
     }

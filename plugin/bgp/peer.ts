@@ -4,6 +4,7 @@
 // Kubernetes mode the same JSON is the pod annotation.
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../../overlay/fs/atomic-write';
 import * as ipaddr from 'ipaddr.js';
 import type { Result } from '../cni/versions';
 
@@ -53,10 +54,7 @@ export const bgpPeerFile = (stateDir: string, containerId: string): string => pa
 
 export function writeBgpPeerFile(stateDir: string, containerId: string, peer: BgpPeer): string {
   const file = bgpPeerFile(stateDir, containerId);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(peer)}\n`);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, `${JSON.stringify(peer)}\n`);
   return file;
 }
 

@@ -6,6 +6,7 @@
 // directory) and happen only when the bytes change.
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../../overlay/fs/atomic-write';
 import { ConfError, formatConflist, JsonObject, parseEntry, parseJsonObject, renderChained } from './render';
 
 export const DEFAULT_OUT = '00-podlegs.conflist';
@@ -82,33 +83,6 @@ export function findCiliumFile(dir: string, ciliumFile: string | undefined, outN
     if (hasCiliumPlugin(p)) return p;
   }
   return undefined;
-}
-
-/** Replaces file with content atomically: temp file in the same directory, fsync, rename, fsync dir. */
-export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
-  const dir = path.dirname(file);
-  // A dot-name ending in .tmp is never taken for a CNI config by libcni.
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'w', mode);
-    fs.writeSync(fd, content);
-    fs.fchmodSync(fd, mode);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-  } catch {
-    // Directory fsync is best effort (not every filesystem allows it).
-  }
 }
 
 function readIfExists(file: string): string | undefined {

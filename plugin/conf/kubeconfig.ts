@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ConfError } from './render';
-import { writeFileAtomic } from './install';
+import { writeFileAtomic } from '../../overlay/fs/atomic-write';
 
 export const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 

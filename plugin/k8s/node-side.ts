@@ -4,6 +4,7 @@
 import { asnFromText, asnProblem } from '../../overlay/values';
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../../overlay/fs/atomic-write';
 import { KubeClient } from './http';
 import { ListWatch, Clock } from './list-watch';
 import { KubernetesMembership, NadLike, PodLike, VTEP_ANNOTATION } from './membership-source';
@@ -58,10 +59,7 @@ export class KubernetesNodeSide {
       }
       const file = nadCachePath(this.o.stateDir, ns, nad.metadata.name);
       keep.add(file);
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      const tmp = `${file}.tmp`;
-      fs.writeFileSync(tmp, JSON.stringify(nad));
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, JSON.stringify(nad));
     }
     if (!fs.existsSync(root)) return;
     for (const ns of fs.readdirSync(root)) {
@@ -84,9 +82,7 @@ export class KubernetesNodeSide {
       fs.rmSync(file, { force: true });
       return;
     }
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(`${file}.tmp`, JSON.stringify({ asn }));
-    fs.renameSync(`${file}.tmp`, file);
+    writeFileAtomic(file, JSON.stringify({ asn }));
   }
 
   /**

@@ -1,0 +1,43 @@
+// The one way podlegs replaces a file: readers see the old content or the new one, never a
+// partial file, and the new content survives a power loss once this returns.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+
+/**
+ * Replaces file with content: a unique temp file in the same directory (created O_EXCL with mode),
+ * fsync, rename over file, fsync of the directory. On failure the temp file is removed.
+ * The temp name starts with a dot and ends in .tmp: libcni and the registry readers skip it.
+ */
+export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+    fs.writeFileSync(fd, content);
+    fs.fchmodSync(fd, mode); // the umask must not narrow or the caller's mode is not what it asked
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(dir);
+}
+
+function fsyncDir(dir: string): void {
+  let dfd: number | undefined;
+  try {
+    dfd = fs.openSync(dir, 'r');
+    fs.fsyncSync(dfd);
+  } catch {
+    // Best effort: not every filesystem allows fsync of a directory.
+  } finally {
+    if (dfd !== undefined) fs.closeSync(dfd);
+  }
+}
