@@ -28,10 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm 11 does not run dependencies' install scripts: netlink ships prebuilds that
-# load without one; our own addon is built by this package's own install script.
+# load without one; our own addon is built below (and by this package's install script).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-[ -f build/Release/podlegs_netns.node ] || npx --no-install node-gyp rebuild
+# Rebuild when missing or older than its C source (a fresh clone, or a pull that changed native/).
+if [ ! -f build/Release/podlegs_netns.node ] || [ native/netns.c -nt build/Release/podlegs_netns.node ] || [ binding.gyp -nt build/Release/podlegs_netns.node ]; then
+  npm run --silent install   # npm puts its bundled node-gyp on PATH; npx would need it as a dependency
+fi
 node -e "require('./build/Release/podlegs_netns.node'); require('netlink').createRtNetlink().socket.socket.close()" \
   || { echo "setup: native pieces do not load" >&2; exit 1; }

@@ -6,11 +6,17 @@ import { createRequire } from 'module';
 import * as path from 'path';
 import { KernelError } from './errors';
 
-interface NetnsAddon { setns(fd: number, nstype: number): void; CLONE_NEWNET: number }
+interface NetnsAddon {
+  setns(fd: number, nstype: number): void;
+  CLONE_NEWNET: number;
+  openLock(file: string): number;
+  tryLock(fd: number): boolean;
+}
 
 let addon: NetnsAddon | undefined;
 
-function loadAddon(): NetnsAddon {
+/** The native addon (setns, flock); node-lock.ts uses its flock part. */
+export function loadAddon(): NetnsAddon {
   if (addon) return addon;
   // Bundled: the addon sits next to the executable; from source: node-gyp's build dir.
   const candidates = [
