@@ -52,6 +52,10 @@ export class FakeKernel implements SegmentKernel {
     return had;
   }
 
+  async deleteLinks(indexes: number[]): Promise<void> {
+    for (const i of indexes) await this.deleteLink(i);
+  }
+
   async fdbBatch(changes: FdbChange[]): Promise<FdbFailure[]> {
     this.batches.push(changes);
     const failures: FdbFailure[] = [];
