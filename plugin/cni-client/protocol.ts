@@ -57,48 +57,18 @@ export function takeHandoff(): string | undefined {
   return typeof s === 'string' ? s : undefined;
 }
 
-/**
- * Reads stdin up to one byte past MAX_STDIN (the rest is dropped, loadConf says it is too large).
- * Synchronously while fd 0 allows it (the blocking pipe a runtime gives): a call the agent
- * serves then never builds process.stdin's stream; a non-blocking fd (EAGAIN) goes on as a stream.
- */
+/** Reads stdin up to one byte past MAX_STDIN (the rest is dropped, loadConf says it is too large). */
 export function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const keep = (c: Buffer): void => {
-    if (size <= MAX_STDIN) chunks.push(c);
-    size += c.length;
-  };
-  const text = (): string => Buffer.concat(chunks).subarray(0, MAX_STDIN + 1).toString();
-  const buf = Buffer.allocUnsafe(1 << 16);
-  for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(0, buf, 0, buf.length, null);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || size === 0) break; // the stream reads on (or says what is wrong)
-      return Promise.reject(e);
-    }
-    if (n === 0) return Promise.resolve(text());
-    keep(Buffer.from(buf.subarray(0, n)));
-  }
   return new Promise((resolve, reject) => {
-    process.stdin.on('data', keep);
-    process.stdin.on('end', () => resolve(text()));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    process.stdin.on('data', (c: Buffer) => {
+      if (size <= MAX_STDIN) chunks.push(c);
+      size += c.length;
+    });
+    process.stdin.on('end', () => resolve(Buffer.concat(chunks).subarray(0, MAX_STDIN + 1).toString()));
     process.stdin.on('error', reject);
   });
-}
-
-/** Writes the answer to fd 1 synchronously (as process.stdout does for a pipe), without building that stream unless fd 1 is non-blocking. */
-export function writeStdout(s: string): void {
-  const b = Buffer.from(s);
-  let off = 0;
-  try {
-    while (off < b.length) off += fs.writeSync(1, b, off, b.length - off);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-    process.stdout.write(b.subarray(off));
-  }
 }
 
 /** A runtime sets CNI_COMMAND; one that set other CNI_* variables but not it gets a CNI error, not the CLI. */
