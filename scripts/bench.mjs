@@ -580,7 +580,8 @@ function report(r) {
     const k = cmd === 'ADD' ? 'add' : 'del';
     if (stub) {
       const rest = (i, st) => st(s.samples[k]) - st(stub.samples.add) - read[i] - wait[i] - run[i];
-      sideLine('  rest: answer back, client exit, scheduling', [rest(0, median), rest(1, minimum)], `${what} via agent - stub - agent-side`);
+      // Negative when the client's own start-up work overlaps the agent's runCni (with the stub it cannot).
+      sideLine('  rest: answer back, client exit, scheduling', [rest(0, median), rest(1, minimum)], `${what} via agent - stub - agent-side; < 0: client work overlapped runCni`);
     }
     line(`  = ${what} via agent`, (v) => v(s, k));
   }
