@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 // npm run bench — ADD/DEL latency of podlegs against Debian's reference `bridge` plugin.
 //
+// podlegs is measured both ways a CNI call can run: through the agent (dist/podlegs's thin
+// client hands the call to a `podlegs agent` running in the node netns, on its own
+// agent.socket) and in-process (agent.socket names a path nobody listens on: the client's
+// connect fails and the loader runs the bundle), on two node netns so that the agent's own
+// work (it watches the registry the ADDs write) only touches the calls it serves.
+//
 // Prints figures, never a verdict. Everything runs in network namespaces created here
 // (prefix plbn<4 hex>: a "node" netns with an underlay veth, one netns per pod scenario),
 // addresses are TEST-NET-1 on the underlay and 10.x inside, and everything is removed at
@@ -18,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { BenchLab, installCleanup, sh } from './bench/lab.mjs';
 import { fmt, median, p90, table } from './bench/stats.mjs';
 import { attribute, buildMapped, bundleOf, newestProfile } from './bench/profile.mjs';
+import { servedCalls, startAgent, stubAgent } from './bench/agent-node.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST_BIN = join(ROOT, 'dist/podlegs');
@@ -26,8 +33,10 @@ const HELP = `usage: npm run bench -- [options]     (as root)
   --iterations N   measured rounds (default 25; one extra warm-up round is not counted)
   --fresh-pods     a new pod netns (and ptp ADD/DEL) for every ADD instead of reusing one
                    per scenario that DEL leaves clean
-  --no-extras      only the five headline scenarios (skip the "where the time goes" rows)
+  --no-extras      only the headline scenarios (skip the "where the time goes" rows)
   --no-profile     skip the one-off CPU profile / strace / RSS measurements
+  --agent-prof     run the agent from a source-mapped build of the current sources under
+                   node --cpu-prof and print where its CPU time went (slows the agent rows)
   --bin PATH       podlegs executable to measure (default dist/podlegs)
   --compare PATH   a second podlegs build (natives beside it) measured in the same loop:
                    VERSION, 1 leg, 3 legs at log level info and error, to judge a change
@@ -50,6 +59,7 @@ function parseArgs(argv) {
     else if (a === '--fresh-pods') o.fresh = true;
     else if (a === '--no-extras') o.extras = false;
     else if (a === '--no-profile') o.profile = false;
+    else if (a === '--agent-prof') o.agentProf = true;
     else if (a === '--bin') o.bin = resolve(val());
     else if (a === '--compare') o.compare = resolve(val());
     else if (a === '--build') o.build = true;
@@ -132,18 +142,23 @@ async function bench(lab, o) {
     o.compareStat = statSync(o.compare);
     o.compareBin = snapshotBin(lab, o.compare, 'bin-compare');
   }
-  const node = lab.addNetns('node');
-  sh(['ip', '-n', node.name, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ulx']);
-  sh(['ip', '-n', node.name, 'addr', 'add', '192.0.2.11/24', 'dev', 'ul0']);
-  sh(['ip', '-n', node.name, 'link', 'set', 'ul0', 'up']);
-  sh(['ip', '-n', node.name, 'link', 'set', 'ulx', 'up']);
+  const nodeNetns = (suffix, address) => {
+    const n = lab.addNetns(suffix);
+    sh(['ip', '-n', n.name, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ulx']);
+    sh(['ip', '-n', n.name, 'addr', 'add', address, 'dev', 'ul0']);
+    sh(['ip', '-n', n.name, 'link', 'set', 'ul0', 'up']);
+    sh(['ip', '-n', n.name, 'link', 'set', 'ulx', 'up']);
+    return n;
+  };
+  const node = nodeNetns('node', '192.0.2.11/24'); // in-process calls, bridge, floors
+  const anode = nodeNetns('anode', '192.0.2.12/24'); // calls through the agent
 
   const plugin = (name) => join(o.cniPath, name);
-  const onNode = (argv) => ['nsenter', `--net=${node.path}`, ...argv];
+  const onNode = (argv, on = node) => ['nsenter', `--net=${on.path}`, ...argv];
   const baseEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
   /** One CNI call the way a runtime on the node makes it; `wrap` prefixes the argv (time, strace...). */
-  const cni = (bin, command, { netns, containerId = '', ifname = 'eth0', conf, wrap = [], argvOverride } = {}) =>
-    lab.run([...wrap, ...onNode(argvOverride ?? [bin])], {
+  const cni = (bin, command, { netns, containerId = '', ifname = 'eth0', conf, wrap = [], argvOverride, on = node } = {}) =>
+    lab.run([...wrap, ...onNode(argvOverride ?? [bin], on)], {
       input: JSON.stringify(conf ?? { cniVersion: '1.0.0' }),
       env: {
         ...baseEnv, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns?.path ?? '',
@@ -157,11 +172,19 @@ async function bench(lab, o) {
     wa: { vni: 400 }, wb: { vni: 500 }, wc: { vni: 600 },
     hl: { vni: 700, ipam: { type: 'host-local', subnet: '10.70.0.0/24', dataDir: join(D, 'ipam-podlegs') } },
   };
-  const podlegsConf = (legs, level, prevResult) => ({
+  // Node-level files of each way: in-process (agent.socket: nobody listens there), through the
+  // agent (the agent's config names the same stateDir, registry and socket), the stub.
+  const sides = {
+    inproc: { stateDir: join(D, 'state'), registry: join(D, 'registry'), socket: join(D, 'no-agent.sock'), log: join(D, 'podlegs.log') },
+    agent: { stateDir: join(D, 'state-agent'), registry: join(D, 'registry-agent'), socket: join(D, 'agent.sock'), log: join(D, 'podlegs-agent-calls.log') },
+    stub: { stateDir: join(D, 'state-stub'), registry: join(D, 'registry-stub'), socket: join(D, 'stub.sock'), log: join(D, 'podlegs-stub.log') },
+  };
+  const podlegsConf = (legs, level, prevResult, side = sides.inproc) => ({
     cniVersion: '1.0.0', name: 'bench', type: 'podlegs',
-    underlay: { interface: 'ul0' }, stateDir: join(D, 'state'),
-    registry: { type: 'file', path: join(D, 'registry') },
-    log: { file: join(D, 'podlegs.log'), level },
+    underlay: { interface: 'ul0' }, stateDir: side.stateDir,
+    registry: { type: 'file', path: side.registry },
+    log: { file: side.log, level },
+    agent: { socket: side.socket },
     networks, legs, ...(prevResult ? { prevResult } : {}),
   });
   const ptpConf = {
@@ -176,7 +199,7 @@ async function bench(lab, o) {
 
   // ---- pods: one netns per scenario, reused (DEL leaves it clean) unless --fresh-pods ----
   class Pod {
-    constructor(key, withPtp) { this.key = key; this.withPtp = withPtp; this.ns = undefined; }
+    constructor(key, withPtp, on = node) { this.key = key; this.withPtp = withPtp; this.on = on; this.ns = undefined; }
     async open(iter) {
       if (this.ns) return;
       const suffix = o.fresh ? `${this.key}-${iter}` : this.key;
@@ -184,13 +207,13 @@ async function bench(lab, o) {
       this.containerId = `bench-${suffix}`;
       this.prev = undefined;
       if (this.withPtp) {
-        const r = check(await cni(plugin('ptp'), 'ADD', { netns: this.ns, containerId: this.containerId, conf: ptpConf }), 'ptp ADD');
+        const r = check(await cni(plugin('ptp'), 'ADD', { netns: this.ns, containerId: this.containerId, conf: ptpConf, on: this.on }), 'ptp ADD');
         this.prev = JSON.parse(r.stdout);
       }
     }
     async close() {
       if (!this.ns) return;
-      if (this.withPtp) check(await cni(plugin('ptp'), 'DEL', { netns: this.ns, containerId: this.containerId, conf: ptpConf }), 'ptp DEL');
+      if (this.withPtp) check(await cni(plugin('ptp'), 'DEL', { netns: this.ns, containerId: this.containerId, conf: ptpConf, on: this.on }), 'ptp DEL');
       lab.delNetns(this.ns);
       this.ns = undefined;
     }
@@ -198,15 +221,16 @@ async function bench(lab, o) {
   }
 
   const scenarios = [];
-  const podlegs = (key, label, legSpecs, { level = 'info', ptp = true, extra = false, bin = o.bin } = {}) => {
-    const pod = new Pod(key, ptp);
+  const podlegs = (key, label, legSpecs, { level = 'info', ptp = true, extra = false, bin = o.bin, agent = false } = {}) => {
+    const on = agent ? anode : node;
+    const pod = new Pod(key, ptp, on);
     const legs = legsOf(legSpecs);
     const s = {
       key, label, extra, pod, samples: { add: [], del: [] },
-      conf: () => podlegsConf(legs, level, pod.prev),
+      conf: () => podlegsConf(legs, level, pod.prev, agent ? sides.agent : sides.inproc),
       async once({ wrapAdd = [], wrapDel = [], argvAdd, verify = false, iter = 0 } = {}) {
         await pod.open(iter);
-        const call = { netns: pod.ns, containerId: pod.containerId, conf: s.conf() };
+        const call = { netns: pod.ns, containerId: pod.containerId, conf: s.conf(), on };
         const add = check(await cni(bin, 'ADD', { ...call, wrap: wrapAdd, argvOverride: argvAdd }), `podlegs ADD (${label})`);
         if (verify) {
           const names = (JSON.parse(add.stdout).interfaces ?? []).map((i) => i.name);
@@ -253,11 +277,11 @@ async function bench(lab, o) {
     scenarios.push(s);
     return s;
   };
-  const single = (key, label, argv, { extra = false, command = 'VERSION' } = {}) => {
+  const single = (key, label, argv, { extra = false, command = 'VERSION', conf } = {}) => {
     const s = {
       key, label, extra, samples: { add: [], del: [] }, single: true,
       async run() {
-        const r = check(await cni(undefined, command, { argvOverride: argv }), label);
+        const r = check(await cni(undefined, command, { argvOverride: argv, conf: conf?.() }), label);
         return { add: r.ms };
       },
     };
@@ -267,12 +291,18 @@ async function bench(lab, o) {
 
   const P = lab.prefix;
   const floor = single('floor', 'node -e 1 (runtime floor)', ['/usr/bin/env', 'node', '-e', '1']);
-  const pl1 = podlegs('pl1', 'podlegs, 1 leg (after ptp)', [['a', 'net1', '10.1.0.11/24']]);
-  const pl3 = podlegs('pl3', 'podlegs, 3 legs (after ptp)', [['a', 'net1', '10.1.0.12/24'], ['b', 'net2', '10.2.0.12/24'], ['c', 'net3', '10.3.0.12/24']]);
+  const legs3 = (n) => [['a', 'net1', `10.1.0.${n}/24`], ['b', 'net2', `10.2.0.${n}/24`], ['c', 'net3', `10.3.0.${n}/24`]];
+  const ag1 = podlegs('ag1', 'podlegs via agent, 1 leg (after ptp)', [['a', 'net1', '10.1.0.31/24']], { agent: true });
+  const ag3 = podlegs('ag3', 'podlegs via agent, 3 legs (after ptp)', legs3(32), { agent: true });
+  const pl1 = podlegs('pl1', 'podlegs in-process, 1 leg (after ptp)', [['a', 'net1', '10.1.0.11/24']]);
+  const pl3 = podlegs('pl3', 'podlegs in-process, 3 legs (after ptp)', legs3(12));
   const br1 = bridge('br1', 'bridge x1 (host-local IPAM)', [[`${P}b0`, 'net1', '10.80.0.0/24']]);
   const br3 = bridge('br3', 'bridge x3 (sum of 3 calls)', [[`${P}b1`, 'net1', '10.81.0.0/24'], [`${P}b2`, 'net2', '10.82.0.0/24'], [`${P}b3`, 'net3', '10.83.0.0/24']]);
-  let version, pl3err, pl3warm, pl1ipam, goFloor;
+  let version, pl3err, pl3warm, pl1ipam, goFloor, stub;
   if (o.extras) {
+    // The thin client's whole cost: the same stdin as ag3's ADD, answered at once by a stub.
+    stub = single('stub', 'thin client, ADD answered at once by a stub socket', [o.bin],
+      { extra: true, command: 'ADD', conf: () => podlegsConf(legsOf(legs3(32)), 'info', ag3.pod.prev, sides.stub) });
     version = single('version', 'podlegs VERSION (loads bundle, no netlink)', [o.bin], { extra: true });
     pl3err = podlegs('pl3e', 'podlegs, 3 legs, log level error', [['a', 'net1', '10.1.0.13/24'], ['b', 'net2', '10.2.0.13/24'], ['c', 'net3', '10.3.0.13/24']], { level: 'error', extra: true });
     pl3warm = podlegs('pl3w', 'podlegs, 3 legs, segments already exist', [['wa', 'net1', '10.4.0.12/24'], ['wb', 'net2', '10.5.0.12/24'], ['wc', 'net3', '10.6.0.12/24']], { extra: true });
@@ -287,6 +317,32 @@ async function bench(lab, o) {
     cmp.pl3 = podlegs('c3', 'B: 3 legs (after ptp)', [['a', 'net1', '10.1.0.22/24'], ['b', 'net2', '10.2.0.22/24'], ['c', 'net3', '10.3.0.22/24']], { bin });
     cmp.pl3err = podlegs('c3e', 'B: 3 legs, log level error', [['a', 'net1', '10.1.0.23/24'], ['b', 'net2', '10.2.0.23/24'], ['c', 'net3', '10.3.0.23/24']], { level: 'error', bin });
   }
+
+  // The agent of anode, configured like a node's agent: the same stateDir, registry and socket
+  // as the CNI config of the calls it serves. Log level info: one "CNI call served" line per
+  // call with the agent-side timings (read back for "where the time goes").
+  const agentLog = join(D, 'agent.log');
+  let agentBin = o.bin;
+  const agentEnv = { ...baseEnv, NODE_NAME: `${lab.prefix}-anode` };
+  let agentProf;
+  if (o.agentProf) {
+    const dir = join(D, 'agent-prof');
+    mkdirSync(dir, { recursive: true });
+    const built = buildMapped(ROOT, dir);
+    if (built.error) throw new Error(built.error);
+    agentProf = { ...built, profDir: join(dir, 'cpu') };
+    agentBin = built.exe;
+    agentProf.nodeArgs = ['--cpu-prof', '--cpu-prof-dir', agentProf.profDir, '--cpu-prof-interval', '250'];
+  }
+  const agent = await startAgent(lab, {
+    bin: agentBin, nodeArgs: agentProf?.nodeArgs, netnsPath: anode.path, confFile: join(D, 'agent.json'),
+    env: agentEnv,
+    conf: {
+      underlay: { interface: 'ul0' }, registry: { type: 'file', path: sides.agent.registry }, stateDir: sides.agent.stateDir,
+      log: { file: agentLog, level: 'info' }, agent: { socket: sides.agent.socket },
+    },
+  });
+  const stubServer = stub ? await stubAgent(lab, sides.stub.socket) : undefined;
 
   // The warm-segment scenario needs segments 400/500/600 to exist all along: an anchor pod holds them.
   let anchor;
@@ -325,15 +381,28 @@ async function bench(lab, o) {
 
   if (anchor) check(await cni(o.bin, 'DEL', { netns: anchor.ns, containerId: anchor.containerId, conf: anchor.conf }), 'podlegs DEL (anchor pod)');
   for (const s of scenarios) await s.pod?.close();
+  // Measured rounds only: the first line per container is the warm-up round's.
+  const served = Object.fromEntries([ag1, ag3].map((s) => {
+    const c = servedCalls(agentLog, `bench-${s.key}`);
+    return [s.key, { ADD: c.ADD.slice(1, 1 + o.iterations), DEL: c.DEL.slice(1, 1 + o.iterations) }];
+  }));
+  oneOff.agentRss = agent.rss();
+  await agent.stop();
+  await stubServer?.close();
+  if (agentProf) {
+    const file = newestProfile(agentProf.profDir);
+    oneOff.agentProfile = file ? attribute(file, agentProf.bundle, agentProf.map, ROOT) : { error: 'the agent wrote no profile' };
+  }
+  const agentLeft = sh(['ip', '-n', anode.name, '-o', 'link', 'show'], { allowFail: true }).stdout;
   // podlegs' own objects (plbr<vni>, plvx<vni>, pl<12 hex> host veths); the bridge plugin's bridges stay by design.
-  const leftovers = sh(['ip', '-n', node.name, '-o', 'link', 'show'], { allowFail: true }).stdout.split('\n')
+  const leftovers = (sh(['ip', '-n', node.name, '-o', 'link', 'show'], { allowFail: true }).stdout + agentLeft).split('\n')
     .map((l) => l.split(':')[1]?.trim().split('@')[0]).filter((n) => n && /^pl(br|vx)\d+$|^pl[0-9a-f]{12}$/.test(n));
 
-  report({ loadBefore, o, scenarios, floor, pl1, pl3, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff, leftovers, seconds: (Date.now() - started) / 1000 });
+  report({ loadBefore, o, scenarios, floor, pl1, pl3, ag1, ag3, stub, served, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff, leftovers, seconds: (Date.now() - started) / 1000 });
   if (o.json) {
     writeFileSync(o.json, JSON.stringify({
       iterations: o.iterations, node: process.version, kernel: release(),
-      scenarios: Object.fromEntries(scenarios.map((s) => [s.key, { label: s.label, ...s.samples }])), oneOff,
+      scenarios: Object.fromEntries(scenarios.map((s) => [s.key, { label: s.label, ...s.samples }])), served, oneOff,
     }, null, 1));
   }
 }
@@ -422,7 +491,7 @@ async function measureProfile(lab, pl3, o) {
 // ---- report ----
 
 function report(r) {
-  const { o, floor, pl1, pl3, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff } = r;
+  const { o, floor, pl1, pl3, ag1, ag3, stub, served, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff } = r;
   const minimum = (v) => (v.length ? Math.min(...v) : NaN);
   const m = (s, k = 'add') => (s ? median(s.samples[k]) : NaN);
   const row = (s) => [s.label,
@@ -440,8 +509,8 @@ function report(r) {
     out.push(`note: load average above ${cpu.length} CPUs: other work competes; medians and p90 include waiting for a CPU, "min" is the least disturbed run`);
   }
   out.push('');
-  out.push(table(['scenario (ms, wall clock per process)', ...cols], [floor, pl1, pl3, br1, br3].map(row)));
-  const extras = [version, pl3err, pl3warm, pl1ipam, goFloor].filter(Boolean);
+  out.push(table(['scenario (ms, wall clock per process)', ...cols], [floor, ag1, ag3, pl1, pl3, br1, br3].map(row)));
+  const extras = [stub, version, pl3err, pl3warm, pl1ipam, goFloor].filter(Boolean);
   if (extras.length) {
     out.push('');
     out.push(table(['extra rows (where the time goes)', ...cols], extras.map(row)));
@@ -458,24 +527,34 @@ function report(r) {
   }
 
   const ratioOf = (stat) => {
-    const v = (s, k = 'add') => (s ? stat(s.samples[k]) : NaN);
+    const v = (x, k = 'add') => (x ? stat(x.samples[k]) : NaN);
     return {
-      main: (v(pl3) - v(floor)) / (3 * v(br1)),
-      sum3: (v(pl3) - v(floor)) / v(br3),
+      agent: (v(ag3) - v(floor)) / (3 * v(br1)),
+      inproc: (v(pl3) - v(floor)) / (3 * v(br1)),
+      agentSum3: (v(ag3) - v(floor)) / v(br3),
+      inprocSum3: (v(pl3) - v(floor)) / v(br3),
       warm: pl3warm ? (v(pl3warm) - v(floor)) / (3 * v(br1)) : NaN,
-      del: (v(pl3, 'del') - v(floor)) / (3 * v(br1, 'del')),
+      agentDel: v(ag3, 'del') / (3 * v(br1, 'del')),
+      agentDelFloor: (v(ag3, 'del') - v(floor)) / (3 * v(br1, 'del')),
+      inprocDel: v(pl3, 'del') / (3 * v(br1, 'del')),
+      inprocDelFloor: (v(pl3, 'del') - v(floor)) / (3 * v(br1, 'del')),
     };
   };
   const rm = ratioOf(median);
   const rn = ratioOf(minimum);
   out.push('');
-  out.push(`RATIO (podlegs ADD 3 legs - node floor) / (3 x bridge ADD), medians: (${fmt(m(pl3))} - ${fmt(F)}) / (3 x ${fmt(m(br1))}) = ${fmt(rm.main, 2)}   (target <= 1.0)`);
-  const rline = (label, a, b) => out.push(`  ${label.padEnd(72)} ${fmt(a, 2).padStart(6)} ${fmt(b, 2).padStart(6)}`);
-  out.push(`  ${''.padEnd(72)} ${'median'.padStart(6)} ${'min'.padStart(6)}`);
-  rline('the ratio', rm.main, rn.main);
-  rline('same numerator / the measured sum of 3 bridge calls', rm.sum3, rn.sum3);
-  if (pl3warm) rline('segments already there (as bridge\'s bridge is after its first ADD)', rm.warm, rn.warm);
-  rline('DEL: (podlegs DEL 3 legs - node floor) / (3 x bridge DEL)', rm.del, rn.del);
+  out.push('RATIOS (3 x bridge = 3 x the median of one bridge call; "min" columns use minimums throughout):');
+  out.push(`  ${''.padEnd(80)} ${'median'.padStart(6)} ${'min'.padStart(6)}  target`);
+  const rline = (label, a, b, target = '') => out.push(`  ${label.padEnd(80)} ${fmt(a, 2).padStart(6)} ${fmt(b, 2).padStart(6)}  ${target}`.trimEnd());
+  rline(`(ADD 3 legs via agent - node floor) / (3 x bridge ADD) = (${fmt(m(ag3))} - ${fmt(F)}) / (3 x ${fmt(m(br1))})`, rm.agent, rn.agent, '<= 0.5');
+  rline(`(ADD 3 legs in-process - node floor) / (3 x bridge ADD) = (${fmt(m(pl3))} - ${fmt(F)}) / (3 x ${fmt(m(br1))})`, rm.inproc, rn.inproc, '<= 1.0');
+  rline(`DEL 3 legs via agent / (3 x bridge DEL) = ${fmt(m(ag3, 'del'))} / (3 x ${fmt(m(br1, 'del'))})`, rm.agentDel, rn.agentDel, '<= 1.0');
+  rline('  same numerators / the measured sum of 3 bridge ADDs: via agent', rm.agentSum3, rn.agentSum3);
+  rline('                                                      in-process', rm.inprocSum3, rn.inprocSum3);
+  if (pl3warm) rline('  in-process, segments already there (as bridge\'s bridge is after its first ADD)', rm.warm, rn.warm);
+  rline('  (DEL 3 legs via agent - node floor) / (3 x bridge DEL)', rm.agentDelFloor, rn.agentDelFloor);
+  rline('  DEL 3 legs in-process / (3 x bridge DEL)', rm.inprocDel, rn.inprocDel);
+  rline('  (DEL 3 legs in-process - node floor) / (3 x bridge DEL)', rm.inprocDelFloor, rn.inprocDelFloor);
 
   out.push('');
   out.push('where the time goes (ms; differences of medians, and of minimums = least disturbed runs):');
@@ -485,6 +564,28 @@ function report(r) {
     const b = f((s, k = 'add') => (s ? minimum(s.samples[k]) : NaN));
     out.push(`  ${label.padEnd(58)} ${fmt(a).padStart(7)} ${fmt(b).padStart(7)}${note ? `   ${note}` : ''}`);
   };
+  const agentSide = (key, cmd, field, stat) => stat((served?.[key]?.[cmd] ?? []).map((j) => j[field]));
+  const side = (key, cmd) => ['readMs', 'waitMs', 'runMs'].map((f) => [median, minimum].map((st) => agentSide(key, cmd, f, st)));
+  const sideLine = (label, vals, note = '') => out.push(`  ${label.padEnd(58)} ${fmt(vals[0]).padStart(7)} ${fmt(vals[1]).padStart(7)}${note ? `   ${note}` : ''}`);
+  out.push('  through the agent:');
+  line('node runtime start (node -e 1)', (v) => v(floor));
+  if (stub) line('thin client: load, connect, send, read, exit (stub - floor)', (v) => v(stub) - v(floor), 'ADD answered at once by a stub socket');
+  for (const [s, cmd, what] of [[ag3, 'ADD', 'ADD 3 legs'], [ag1, 'ADD', 'ADD 1 leg'], [ag3, 'DEL', 'DEL 3 legs']]) {
+    const [read, wait, run] = side(s.key, cmd);
+    const n = served?.[s.key]?.[cmd]?.length ?? 0;
+    out.push(`  ${what} (agent-side figures from its "CNI call served" log lines, ${n} calls):`);
+    sideLine('  agent: reading the request (accept -> whole line)', read);
+    sideLine('  agent: parse + wait for its event loop', wait);
+    sideLine(`  agent: runCni ${cmd}`, run, 'config, lock, netns, netlink, state+registry, CNI log');
+    const k = cmd === 'ADD' ? 'add' : 'del';
+    if (stub) {
+      const rest = (i, st) => st(s.samples[k]) - st(stub.samples.add) - read[i] - wait[i] - run[i];
+      // Negative when the client's own start-up work overlaps the agent's runCni (with the stub it cannot).
+      sideLine('  rest: answer back, client exit, scheduling', [rest(0, median), rest(1, minimum)], `${what} via agent - stub - agent-side; < 0: client work overlapped runCni`);
+    }
+    line(`  = ${what} via agent`, (v) => v(s, k));
+  }
+  out.push('  in-process:');
   line('node runtime start (node -e 1)', (v) => v(floor));
   if (version) {
     line('loading the bundle (VERSION - floor)', (v) => v(version) - v(floor), `parse/compile + top level of ${(o.sourceStat.size / 1024).toFixed(0)} KB JS, natives`);
@@ -497,6 +598,7 @@ function report(r) {
     line('= podlegs ADD 3 legs', (v) => v(pl3));
   }
   if (pl3warm) line('  of which creating 3 segments (cold - segments exist)', (v) => v(pl3) - v(pl3warm));
+  if (pl3warm) line('  DEL: of which removing 3 segments (cold - segments stay)', (v) => v(pl3, 'del') - v(pl3warm, 'del'));
   line('each leg beyond the first ((ADD 3 - ADD 1) / 2)', (v) => (v(pl3) - v(pl1)) / 2);
   if (pl1ipam) {
     line('IPAM exec, ADD: host-local leg - static leg (1 leg)', (v) => v(pl1ipam) - v(pl1));
@@ -521,6 +623,7 @@ function report(r) {
     out.push('');
     out.push(`peak RSS (${rss.method}): podlegs ADD 3 legs ${fmt(rss.add3)} MB, VERSION ${fmt(rss.version)} MB, node -e 1 ${fmt(rss.floor)} MB, bridge ADD ${fmt(rss.bridge)} MB`);
   } else if (rss) out.push('\npeak RSS: neither /usr/bin/time nor python3 available');
+  if (oneOff.agentRss) out.push(`agent (/proc/<pid>/status, after the loop): VmRSS ${fmt(oneOff.agentRss.rss)} MB, VmHWM ${fmt(oneOff.agentRss.peak)} MB`);
   const pr = oneOff.profile;
   if (pr) {
     out.push('');
@@ -530,6 +633,17 @@ function report(r) {
       for (const [label, ms] of pr.rows.filter(([, ms]) => ms >= 0.5)) out.push(`  ${fmt(ms).padStart(7)}  ${label}`);
       out.push('  hottest bundled functions (self time + Node/native calls they make; source:line of the function):');
       for (const [label, ms] of pr.top) out.push(`  ${fmt(ms).padStart(7)}  ${label}`);
+    }
+  }
+  const ap = oneOff.agentProfile;
+  if (ap) {
+    out.push('');
+    if (ap.error) out.push(`agent CPU profile: ${ap.error}`);
+    else {
+      out.push(`agent CPU profile over its whole life (node --cpu-prof, 250 us sampling, ${fmt(ap.wall)} ms wall, a source-mapped build of the current sources):`);
+      for (const [label, ms] of ap.rows.filter(([, ms]) => ms >= 0.5)) out.push(`  ${fmt(ms).padStart(8)}  ${label}`);
+      out.push('  hottest bundled functions (self time + Node/native calls they make):');
+      for (const [label, ms] of ap.top) out.push(`  ${fmt(ms).padStart(8)}  ${label}`);
     }
   }
   if (r.leftovers.length) {

@@ -12,7 +12,7 @@ import { CniAnswer, CniOutput, CniRefusal, MAX_MESSAGE, PROTOCOL } from './cni-p
 
 export type CniHandler = (env: NodeJS.ProcessEnv, stdin: string) => Promise<CniOutput>;
 type Meta = Record<string, unknown>;
-export interface CniServerLog { warn(m: string, meta?: Meta): void; debug?(m: string, meta?: Meta): void }
+export interface CniServerLog { info(m: string, meta?: Meta): void; warn(m: string, meta?: Meta): void }
 export interface CniServer { readonly path: string; inFlight(): number; close(graceMs?: number): Promise<void> }
 export class SocketInUse extends Error {}
 
@@ -46,6 +46,7 @@ export async function serveCni(file: string, handler: CniHandler, log: CniServer
   fs.rmSync(file, { force: true });
   let calls = 0;
   const server = net.createServer((c) => {
+    const accepted = performance.now();
     let buf = '';
     let started = false;
     c.setEncoding('utf8');
@@ -60,6 +61,7 @@ export async function serveCni(file: string, handler: CniHandler, log: CniServer
         return;
       }
       started = true;
+      const read = performance.now();
       const req = parseRequest(buf.slice(0, nl));
       buf = '';
       if (typeof req === 'string') {
@@ -72,8 +74,19 @@ export async function serveCni(file: string, handler: CniHandler, log: CniServer
       setImmediate(() => {
         if (c.readableEnded || c.destroyed) { log.warn('CNI request dropped: its client left before it was read', { command: req.env.CNI_COMMAND }); return; }
         calls++;
+        const start = performance.now();
         handler(req.env, req.stdin)
-          .then((out) => reply({ podlegs: PROTOCOL, exitCode: out.exitCode, stdout: out.stdout }))
+          .then((out) => {
+            const ran = performance.now();
+            reply({ podlegs: PROTOCOL, exitCode: out.exitCode, stdout: out.stdout });
+            // After the reply, so the client does not wait for it. Where a call's time went:
+            // reading the request, waiting for the event loop, runCni itself.
+            const ms = (a: number, b: number): number => Math.round((b - a) * 100) / 100;
+            log.info('CNI call served', {
+              command: req.env.CNI_COMMAND, containerId: req.env.CNI_CONTAINERID, ifname: req.env.CNI_IFNAME, exitCode: out.exitCode,
+              readMs: ms(accepted, read), waitMs: ms(read, start), runMs: ms(start, ran),
+            });
+          })
           .catch((e: unknown) => {
             log.warn('CNI call failed in the agent', { error: (e as Error)?.message ?? String(e) });
             c.destroy(); // the client answers code 11
