@@ -96,3 +96,26 @@ test('without a kubernetes section the CIDRs are still required', () => {
   expect(() => loadBgpSyncConfig(configFile({}, false))).toThrow(/bgp.podCidrs is required/);
   expect(() => loadBgpSyncConfig(configFile({ podCidrs: [] }))).toThrow(/bgp.podCidrs must not be empty/);
 });
+
+test('podlegs bgp-sync --render: the derived CIDRs are in the guard; nothing derivable: exit 1, one line', async () => {
+  const { runCli } = await import('../../plugin/cli/cli');
+  const out: string[] = [];
+  const err: string[] = [];
+  const so = jest.spyOn(process.stdout, 'write').mockImplementation((s) => { out.push(String(s)); return true; });
+  const se = jest.spyOn(process.stderr, 'write').mockImplementation((s) => { err.push(String(s)); return true; });
+  try {
+    k.api.put('nodes', node('n1', { podCIDRs: ['10.244.0.0/24'] }));
+    k.api.put('servicecidrs', { metadata: { name: 'kubernetes' }, spec: { cidrs: ['10.96.0.0/12'] } });
+    const file = configFile({ speaker: 'cilium', cilium: { outputDir: path.join(k.dir, 'cilium') } });
+    expect(await runCli(['bgp-sync', '--config', file, '--render'])).toBe(0);
+    expect(out.join('')).toContain('\\"denied\\":[\\"10.96.0.0/12\\",\\"10.244.0.0/24\\",\\"192.0.2.11/32\\"]');
+    out.length = 0;
+    k.api.remove('servicecidrs', undefined, 'kubernetes');
+    expect(await runCli(['bgp-sync', '--config', file, '--render'])).toBe(1);
+    expect(out).toEqual([]);
+    expect(err.join('')).toMatch(/^podlegs bgp-sync: bgp.serviceCidrs is not set and the cluster does not tell: looked at ServiceCIDR spec.cidrs \(GET \/apis\/networking.k8s.io\/v1\/servicecidrs: 0 objects, 0 CIDRs\); set bgp.serviceCidrs in the bgp section\n$/);
+  } finally {
+    so.mockRestore();
+    se.mockRestore();
+  }
+});
