@@ -46,7 +46,7 @@ test('derives pod CIDRs from CiliumNode and CiliumPodIPPool; ServiceCIDR v1beta1
   k.api.put('ciliumpodippools', { metadata: { name: 'nf' }, spec: { ipv4: { cidrs: ['10.20.0.0/16'], maskSize: 27 }, ipv6: { cidrs: ['fd00:20::/104'], maskSize: 120 } } });
   k.api.put('ciliumpodippools', { metadata: { name: 'inside' }, spec: { ipv4: { cidrs: ['10.20.4.0/24'], maskSize: 27 } } }); // within nf's: one entry
   k.api.put('servicecidrs', { metadata: { name: 'kubernetes' }, spec: { cidrs: ['172.20.0.0/16'] } });
-  k.api.absent.add('networking.k8s.io/v1/servicecidrs'); // Kubernetes 1.31/1.32: beta only
+  k.api.absent.add('networking.k8s.io/v1/servicecidrs'); // Kubernetes 1.31/1.32 with the beta API enabled
   expect(await derive({})).toEqual(['10.20.0.0/16', '172.20.0.0/16', '10.0.1.0/24', '10.0.2.0/24', '192.0.2.11/32', 'fd00:20::/104']);
   const asked = k.api.calls.map((c) => c.path.split('?')[0]);
   expect(asked).toEqual(expect.arrayContaining(['/apis/networking.k8s.io/v1/servicecidrs', '/apis/networking.k8s.io/v1beta1/servicecidrs']));
