@@ -4,7 +4,8 @@
 //   "bgp": { "speaker": "gobgp" | "cilium", "api": "127.0.0.1:50051", "localAsn": 65012,
 //            "peerAsn": 65100, "podSelector": "app=lb", "allowedPrefixes": ["192.0.2.0/24"],
 //            "deniedPrefixes": ["10.0.0.0/8"],
-//            "podCidrs": [...], "serviceCidrs": [...], "nodeAddresses": [...],   (always denied)
+//            "podCidrs": [...], "serviceCidrs": [...], "nodeAddresses": [...],   (always denied; with a
+//            node "kubernetes" section, missing pod/service CIDRs are derived: cluster-cidrs.ts)
 //            "selectors": [ { "name": "lb", "podSelector": "app=lb", "peerAsn": 65100,
 //                             "allowedPrefixes": [...] }, ... ],               (instead of the single form)
 //            "source": "static" | "kubernetes", "nodeName": "...", "resyncMs": 10000,
@@ -28,6 +29,15 @@ export interface BgpSyncConf {
   selectors: SelectorConf[];
   /** The effective deny list: deniedPrefixes + podCidrs + serviceCidrs + node addresses. */
   denied: Prefix[];
+  /**
+   * Pod and service CIDRs as configured. A missing one (allowed only when the node config has a
+   * `kubernetes` section) is derived from the cluster and added with withClusterCidrs().
+   */
+  clusterCidrs: { pod?: Prefix[]; service?: Prefix[] };
+  /** deniedPrefixes + node addresses: the part of the deny list that never comes from the cluster. */
+  baseDenied: Prefix[];
+  /** Where the allowed prefixes were configured ("bgp" or "bgp.selectors[i]"), per selector, for errors. */
+  selectorFields: string[];
   source: 'static' | 'kubernetes';
   nodeName: string;
   resyncMs: number;
@@ -62,7 +72,7 @@ function asn(v: unknown, where: string): number {
 }
 
 function prefixList(v: unknown, where: string, opts: { required?: boolean; hostOk?: boolean } = {}): Prefix[] {
-  if (v === undefined) return opts.required ? fail(`${where} is required: the prefix guard always denies it`) : [];
+  if (v === undefined) return opts.required ? fail(`${where} is required: the prefix guard always denies it (only with a "kubernetes" section can it be derived from the cluster)`) : [];
   if (!Array.isArray(v)) return fail(`${where} must be a list of prefixes such as ["192.0.2.0/24"]`);
   if (opts.required && v.length === 0) fail(`${where} must not be empty: the prefix guard always denies it`);
   if (v.length > 1000) fail(`${where} has ${v.length} entries; at most 1000`);
@@ -101,8 +111,9 @@ function apiOf(v: unknown): { host: string; port: number } {
 /**
  * Parses the `bgp` section. `underlayVtep` (the node config's explicit underlay.vtep, if any) and
  * nodeAddresses are denied as /32 (/128): a pod must never announce the node's own addresses.
+ * `kubernetes`: the node config has a kubernetes section, so missing pod/service CIDRs can be derived.
  */
-export function parseBgpSyncConf(v: unknown, env: { nodeName?: string; underlayVtep?: string } = {}): BgpSyncConf {
+export function parseBgpSyncConf(v: unknown, env: { nodeName?: string; underlayVtep?: string; kubernetes?: boolean } = {}): BgpSyncConf {
   if (v === undefined) fail('the config has no "bgp" section (see docs/bgp.md)');
   if (!isObj(v)) fail('bgp must be an object');
   const b = v as Obj;
@@ -138,18 +149,12 @@ export function parseBgpSyncConf(v: unknown, env: { nodeName?: string; underlayV
   const nodeAddrs = prefixList(b.nodeAddresses, 'bgp.nodeAddresses', { hostOk: true })
     .map((p) => parsePrefix(p.addr.toString(), 'bgp.nodeAddresses', true));
   if (env.underlayVtep && ipaddr.isValid(env.underlayVtep)) nodeAddrs.push(parsePrefix(env.underlayVtep, 'underlay.vtep', true));
-  const denied = uniquePrefixes([
-    ...prefixList(b.deniedPrefixes, 'bgp.deniedPrefixes'),
-    ...prefixList(b.podCidrs, 'bgp.podCidrs', { required: true }),
-    ...prefixList(b.serviceCidrs, 'bgp.serviceCidrs', { required: true }),
-    ...nodeAddrs,
-  ]);
-  for (const s of selectors) {
-    for (const a of s.allowed) {
-      const d = denied.find((x) => within(a, x));
-      if (d) fail(`bgp${b.selectors ? `.selectors[${selectors.indexOf(s)}]` : ''}.allowedPrefixes: ${a.text} lies inside the denied ${d.text}; it could never be accepted`);
-    }
-  }
+  const baseDenied = uniquePrefixes([...prefixList(b.deniedPrefixes, 'bgp.deniedPrefixes'), ...nodeAddrs]);
+  // Kubernetes mode: a missing list is derived from the cluster later; an empty one is still an error.
+  const cidrs = (key: 'podCidrs' | 'serviceCidrs'): Prefix[] | undefined =>
+    (b[key] === undefined && env.kubernetes ? undefined : prefixList(b[key], `bgp.${key}`, { required: true }));
+  const clusterCidrs = { pod: cidrs('podCidrs'), service: cidrs('serviceCidrs') };
+  const selectorFields = selectors.map((_s, i) => (b.selectors ? `bgp.selectors[${i}]` : 'bgp'));
 
   const source = b.source === undefined ? 'static' : b.source;
   if (source !== 'static' && source !== 'kubernetes') return fail(`bgp.source must be "static" or "kubernetes", got ${JSON.stringify(source)}`);
@@ -163,7 +168,7 @@ export function parseBgpSyncConf(v: unknown, env: { nodeName?: string; underlayV
   if (typeof gobgpBin !== 'string' || gobgpBin === '' || gobgpBin.includes('\0')) fail('bgp.gobgpBin must be a program name or path');
 
   const conf: BgpSyncConf = {
-    speaker, api: apiOf(b.api), localAsn, selectors, denied, source, nodeName, resyncMs: resyncMs as number, gobgpBin: gobgpBin as string,
+    speaker, api: apiOf(b.api), localAsn, selectors, denied: [], clusterCidrs, baseDenied, selectorFields, source, nodeName, resyncMs: resyncMs as number, gobgpBin: gobgpBin as string,
   };
   if (b.cilium !== undefined || speaker === 'cilium') {
     if (!isObj(b.cilium)) fail('bgp.cilium must be an object with "outputDir" (where the Cilium resources are written)');
@@ -193,5 +198,27 @@ export function parseBgpSyncConf(v: unknown, env: { nodeName?: string; underlayV
     });
     conf.cilium = { outputDir: c.outputDir as string, apiVersions: [...new Set(versions as CiliumApiVersion[])], upstreamPeers, exportPodCIDR: c.exportPodCIDR === true };
   }
-  return conf;
+  return withClusterCidrs(conf, {});
+}
+
+/** Still to be derived from the cluster: the lists the config left out. */
+export function missingClusterCidrs(c: BgpSyncConf): { pod: boolean; service: boolean } {
+  return { pod: c.clusterCidrs.pod === undefined, service: c.clusterCidrs.service === undefined };
+}
+
+/**
+ * The conf with its deny list rebuilt from the configured CIDRs plus derived ones (used only for a
+ * list the config left out: configured values win). Refuses an allowed prefix that lies inside a
+ * denied one: it could never be accepted. `origin` names where a derived prefix came from.
+ */
+export function withClusterCidrs(c: BgpSyncConf, derived: { pod?: Prefix[]; service?: Prefix[] }, origin: (p: Prefix) => string | undefined = () => undefined): BgpSyncConf {
+  const denied = uniquePrefixes([...(c.clusterCidrs.pod ?? derived.pod ?? []), ...(c.clusterCidrs.service ?? derived.service ?? []), ...c.baseDenied]);
+  c.selectors.forEach((s, i) => {
+    for (const a of s.allowed) {
+      const d = denied.find((x) => within(a, x));
+      const from = d && origin(d);
+      if (d) fail(`${c.selectorFields[i]}.allowedPrefixes: ${a.text} lies inside the denied ${d.text}${from ? ` (${from})` : ''}; it could never be accepted`);
+    }
+  });
+  return { ...c, denied };
 }

@@ -39,3 +39,10 @@ export function uniquePrefixes(ps: Prefix[]): Prefix[] {
   for (const p of ps) seen.set(p.text, p);
   return [...seen.values()].sort((a, b) => Number(a.v6) - Number(b.v6) || a.len - b.len || a.text.localeCompare(b.text));
 }
+
+/** uniquePrefixes without those inside another of the list (a node's /24 inside its pool's /16). */
+export function outermost(ps: Prefix[]): Prefix[] {
+  const out: Prefix[] = [];
+  for (const p of uniquePrefixes(ps)) if (!out.some((o) => within(p, o))) out.push(p);
+  return out;
+}

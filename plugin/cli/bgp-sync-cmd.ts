@@ -8,7 +8,10 @@ import { readConfigObject } from './node-config';
 import * as os from 'os';
 import { loadConf, PluginConf } from '../cni/config';
 import { CniError } from '../cni/errors';
-import { BgpSyncConf, parseBgpSyncConf } from '../bgp/config';
+import { BgpSyncConf, missingClusterCidrs, parseBgpSyncConf, withClusterCidrs } from '../bgp/config';
+import { deriveClusterCidrs } from '../bgp/cluster-cidrs';
+import { KubeClient } from '../k8s/http';
+import { loadApiTarget } from '../k8s/kubeconfig';
 import { computeDesired } from '../bgp/desired';
 import { GobgpSpeaker } from '../bgp/gobgp';
 import { CiliumFileSpeaker, renderCilium } from '../bgp/cilium';
@@ -36,7 +39,23 @@ export function loadBgpSyncConfig(file: string): BgpSyncFile {
     throw new Error(`config ${file}: ${e instanceof CniError ? `${e.message}${e.details ? ` (${e.details})` : ''}` : (e as Error).message}`);
   }
   const vtep = node.underlay.vtep !== 'auto' ? node.underlay.vtep : undefined;
-  return { node, bgp: parseBgpSyncConf(bgp, { nodeName: process.env.NODE_NAME ?? os.hostname().toLowerCase(), underlayVtep: vtep }) };
+  return { node, bgp: parseBgpSyncConf(bgp, { nodeName: process.env.NODE_NAME ?? os.hostname().toLowerCase(), underlayVtep: vtep, kubernetes: !!node.kubernetes }) };
+}
+
+/**
+ * Fills in the pod/service CIDRs the config left out (allowed only with a kubernetes section) from
+ * the cluster, once, before anything is applied: a config that cannot be completed is an error.
+ */
+export async function withDerivedCidrs(f: BgpSyncFile, log: Log): Promise<BgpSyncFile> {
+  const need = missingClusterCidrs(f.bgp);
+  if (!need.pod && !need.service) return f;
+  const kubeconfig = f.node.kubernetes!.kubeconfig;
+  const client = new KubeClient(await loadApiTarget(kubeconfig), () => loadApiTarget(kubeconfig));
+  const d = await deriveClusterCidrs(client, need);
+  if (d.ignored.length) log.warn('cluster CIDR values that are not prefixes ignored', { ignored: d.ignored.slice(0, 20) });
+  log.info('cluster CIDRs derived for the deny list', { pod: need.pod ? d.pod.map((p) => p.text) : 'configured',
+    service: need.service ? d.service.map((p) => p.text) : 'configured', looked: d.looked.map((l) => `${l.path}: ${l.outcome}`) });
+  return { ...f, bgp: withClusterCidrs(f.bgp, d, (p) => d.origin.get(p.text)) };
 }
 
 export function makeSource(f: BgpSyncFile, log: Log): PodSource {
@@ -55,8 +74,9 @@ export function makeSpeaker(f: BgpSyncFile, log: Log): Speaker {
 }
 
 export async function runBgpSync(file: string, args: string[]): Promise<number> {
-  const f = loadBgpSyncConfig(file);
-  const log = createLog(f.node.log, { component: 'bgp-sync', node: f.bgp.nodeName }, !f.node.log.file);
+  const loaded = loadBgpSyncConfig(file);
+  const log = createLog(loaded.node.log, { component: 'bgp-sync', node: loaded.bgp.nodeName }, !loaded.node.log.file);
+  const f = await withDerivedCidrs(loaded, log);
   const source = makeSource(f, log);
   if (args.includes('--render')) {
     const desired = computeDesired(f.bgp, await source.list());

@@ -1,7 +1,9 @@
 // An in-process fake of the Kubernetes API server that speaks the real wire
 // format for what podlegs uses: GET/PATCH (merge-patch+json) of pods, list and
 // watch (resourceVersion, bookmarks, 410 Gone) of pods, nodes and NADs, NAD GET,
-// event POST, bearer-token auth, and injectable faults (status codes, hangs).
+// event POST, lists of Cilium's CiliumNode/CiliumPodIPPool and ServiceCIDR (any
+// resource can be made absent: 404, as on a cluster without that API), bearer-token
+// auth, and injectable faults (status codes, hangs).
 // Like a real API server it can end every watch after a while (timeoutSeconds),
 // and it counts watch requests per path and open connections per client.
 import * as http from 'http';
@@ -12,12 +14,18 @@ interface Change { rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: O
 interface Collection { objects: Map<string, Obj>; log: Change[] }
 export interface Fault { status?: number; hang?: boolean; times: number; match?: RegExp }
 
-const RESOURCES: Record<string, { apiVersion: string; kind: string; namespaced: boolean }> = {
+/** alsoServed: older API versions the same objects are served under (a real apiserver converts). */
+const RESOURCES: Record<string, { apiVersion: string; kind: string; namespaced: boolean; alsoServed?: string[] }> = {
   pods: { apiVersion: 'v1', kind: 'Pod', namespaced: true },
   nodes: { apiVersion: 'v1', kind: 'Node', namespaced: false },
   'network-attachment-definitions': { apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', namespaced: true },
   events: { apiVersion: 'v1', kind: 'Event', namespaced: true },
+  ciliumnodes: { apiVersion: 'cilium.io/v2', kind: 'CiliumNode', namespaced: false },
+  ciliumpodippools: { apiVersion: 'cilium.io/v2alpha1', kind: 'CiliumPodIPPool', namespaced: false },
+  servicecidrs: { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', namespaced: false, alsoServed: ['networking.k8s.io/v1beta1'] },
 };
+
+const prefixOf = (apiVersion: string): string => (apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`);
 
 const status = (code: number, reason: string, message: string): Obj => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
 
@@ -45,6 +53,8 @@ export class FakeApiServer {
   readonly watchRequestsByClient = new Map<string, number>();
   readonly calls: { method: string; path: string }[] = [];
   readonly faults: Fault[] = [];
+  /** Resources this cluster does not have, as "<plural>" or "<apiVersion>/<plural>": their URLs answer 404. */
+  readonly absent = new Set<string>();
   /** Changes older than this many RVs are compacted: watching from before them gets 410. */
   compactAfter = 1000;
   private rv = 100;
@@ -187,12 +197,14 @@ export class FakeApiServer {
       return this.reply(res, fault.status ?? 500, status(fault.status ?? 500, 'InternalError', 'injected fault'));
     }
     if (req.headers.authorization !== `Bearer ${this.token}`) return this.reply(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
-    const m = /^\/(?:api\/v1|apis\/k8s\.cni\.cncf\.io\/v1)(?:\/namespaces\/([^/]+))?\/([a-z-]+)(?:\/([^/]+))?$/.exec(url.pathname);
-    const resource = m?.[2];
-    if (!m || !resource || !RESOURCES[resource] || (resource === 'network-attachment-definitions') !== url.pathname.startsWith('/apis/')) {
+    const m = /^\/(api\/v1|apis\/[a-z0-9.-]+\/[a-z0-9]+)(?:\/namespaces\/([^/]+))?\/([a-z-]+)(?:\/([^/]+))?$/.exec(url.pathname);
+    const resource = m?.[3];
+    const r = resource ? RESOURCES[resource] : undefined;
+    const served = r && [r.apiVersion, ...(r.alsoServed ?? [])].find((v) => `/${m![1]}` === prefixOf(v));
+    if (!m || !resource || !served || this.absent.has(resource) || this.absent.has(`${served}/${resource}`)) {
       return this.reply(res, 404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
     }
-    const [ns, name] = [m[1], m[3]];
+    const [ns, name] = [m[2], m[4]];
     const col = this.cols.get(resource)!;
     if (name) {
       const key = RESOURCES[resource].namespaced ? `${ns}/${name}` : name;
