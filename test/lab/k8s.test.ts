@@ -249,4 +249,23 @@ describe('Kubernetes mode', () => {
       expect(links.filter((l: string) => /^pl/.test(l))).toEqual([]);
     }
   });
+  it("a 1.1.0 runtime's STATUS and GC in Kubernetes mode (no file registry): STATUS passes, GC removes what is not valid", async () => {
+    const n = lab.nodes[0];
+    const entry = { cniVersion: '1.1.0', name: 'cilium', ...podlegsEntry(n) };
+    const status = await lab.exec(n, 'podlegs', { command: 'STATUS', conf: entry });
+    expect({ code: status.code, stdout: status.stdout }).toEqual({ code: 0, stdout: '' });
+
+    const pg = await mustAdd('pgc', n, 'vrrp-h@net1');
+    const stateDir = path.join(n.dir, 'state', 'attachments');
+    const recorded = fs.readdirSync(stateDir).map((f) => JSON.parse(fs.readFileSync(path.join(stateDir, f), 'utf8')) as { containerId: string; ifname: string });
+    expect(recorded.map((a) => a.containerId)).toContain(pg.pod.containerId);
+    expect(allocations('vrrp-h')).toHaveLength(1);
+    const valid = recorded.filter((a) => a.containerId !== pg.pod.containerId).map((a) => ({ containerID: a.containerId, ifname: a.ifname }));
+    const gc = await lab.exec(n, 'podlegs', { command: 'GC', conf: { ...entry, 'cni.dev/valid-attachments': valid } });
+    expect({ code: gc.code, stdout: gc.stdout }).toEqual({ code: 0, stdout: '' });
+    expect(fs.readdirSync(stateDir).filter((f) => f.startsWith(pg.pod.containerId))).toEqual([]);
+    expect(allocations('vrrp-h')).toEqual([]); // GC released the IPAM allocation with the recorded context
+    expect(JSON.parse((await lab.sh('ip -j link', { netns: pg.pod.nsName })).stdout).map((l: Json) => l.ifname)).not.toContain('net1');
+    await lab.chain(pg.pod, 'DEL', conflist(n), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pgc' });
+  });
 });
