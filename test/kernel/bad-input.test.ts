@@ -16,7 +16,7 @@
  * gets the code or message wrong (`bug.nowGives`), a second, ordinary test still holds the
  * product to everything else (one error object, no stack trace, nothing changed on the node).
  */
-import { spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -221,6 +221,26 @@ function plugin(env: Record<string, string>, stdin: string): PluginRun {
 }
 
 /** The first pod, attached with the working config: what a later bad ADD must leave alone. */
+// A live holder of the node's flock(2) lock (util-linux flock(1)).
+let lockHolder: ChildProcess | undefined;
+function holdNodeLock(): void {
+  const file = path.join(stateDir, 'node.lock');
+  fs.mkdirSync(stateDir, { recursive: true });
+  // One process: the shell takes the lock on fd 9 and becomes the sleep, so killing its PID releases it.
+  lockHolder = spawn('sh', ['-c', 'exec 9>"$1"; flock -x 9; exec sleep 120', 'sh', file], { stdio: 'ignore' });
+  for (let i = 0; i < 200; i++) {
+    if (spawnSync('flock', ['-n', file, 'true']).status === 1) return; // held
+    spawnSync('sleep', ['0.05']);
+  }
+  throw new Error('flock(1) did not take the node lock');
+}
+function releaseNodeLock(): void {
+  if (lockHolder?.pid) {
+    try { process.kill(lockHolder.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+  lockHolder = undefined;
+}
+
 function attachFirstPod(): void {
   const r = plugin(baseEnv(), JSON.stringify(baseConf()));
   if (r.status !== 0) throw new Error(`setup ADD of the first pod failed: exit ${r.status}\n${r.stdout}\n${r.stderr}`);
@@ -513,9 +533,8 @@ const nodeCases: Case[] = [
   { name: 'same address twice on a leg', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = ['10.100.0.11/24', '10.100.0.11/24']; } },
   { name: 'same address twice on a leg, other prefix', code: Code.InvalidConfig, conf: (c) => { leg(c, 0).ips = ['10.100.0.11/24', '10.100.0.11/16']; } },
   {
-    name: 'node lock held by a live process', code: 11,
-    setup: () => fs.writeFileSync(path.join(stateDir, 'node.lock'), String(process.pid)),
-    cleanup: () => fs.rmSync(path.join(stateDir, 'node.lock'), { force: true }),
+    name: 'node lock held by a live process', code: 11, msg: /node lock .*node\.lock still held by another process/,
+    setup: holdNodeLock, cleanup: releaseNodeLock,
   },
   // --- with a pod already attached on the node: a failing ADD must not touch it
   { name: 'ADD again for an attached container', code: Code.InterfaceExists, setup: attachFirstPod, cleanup: detachFirstPod },

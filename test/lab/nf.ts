@@ -172,7 +172,8 @@ export async function nodeLeftovers(lab: Lab): Promise<string[]> {
   const out: string[] = [];
   for (const node of lab.nodes) {
     for (const l of await linkNames(lab, node.nsName)) if (l !== 'lo' && l !== 'ul0') out.push(`${node.name}: link ${l}`);
-    for (const f of filesUnder(path.join(node.dir, 'state'))) out.push(`${node.name}: state file ${f}`);
+    // node.lock stays by design: the flock(2) lock is never unlinked (an unlinked lock file lets two holders in).
+    for (const f of filesUnder(path.join(node.dir, 'state'))) if (path.basename(f) !== 'node.lock') out.push(`${node.name}: state file ${f}`);
   }
   for (const f of filesUnder(lab.registryDir)) out.push(`registry file ${f}`);
   return out;
