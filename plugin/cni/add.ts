@@ -1,14 +1,16 @@
 // ADD: attach every leg, or nothing. The plan is recorded before the first
 // kernel change; on any failure the recorded plan is torn down again.
-import { Kernel, ZERO_MAC } from '../../overlay/kernel/kernel';
+import { Kernel } from '../../overlay/kernel/kernel';
 import { ensureSegment } from '../../overlay/segment';
 import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
 import { FileRegistry } from '../../overlay/registry/file-registry';
-import { desiredFlood, syncFlood } from '../../overlay/flood';
+import { desiredState } from '../../overlay/agent/desired';
+import { applyFdb, planFdb, readSegments } from '../../overlay/agent/reconciler';
 import { hostVethName } from '../../overlay/names';
 import { legMtuLimit } from '../../overlay/underlay';
 import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
 import { CmdContext } from './context';
+import type { Log } from '../log';
 import { CniError, Code, invalidConfig } from './errors';
 import { execIpam, ipamContext } from './ipam';
 import { fileRegistry, memberOwner, teardown } from './teardown';
@@ -52,7 +54,6 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       const registry = fileRegistry(conf.registry);
       const ipsByLeg = new Map<string, ResultIp[]>();
       const routes: ResultRoute[] = [];
-      const vxlans = new Map<number, number>(); // VNI → VXLAN device index, for the flood lists
       for (const leg of state.legs) {
         if (leg.trunk) {
           const t = await attachTrunkLeg({ node, pod, env, conf, u, registry, leg, save: () => writeState(conf.stateDir, state) });
@@ -73,12 +74,11 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         }
         const link = await configurePodSide(pod, leg.ifname, leg.ips, legRoutes);
         leg.mac = link.mac;
-        vxlans.set(leg.vni, segment.vxlan.index);
         registry?.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
         ipsByLeg.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
         routes.push(...legRoutes);
       }
-      if (registry && state.legs.length) await programFlood(node, registry, u.vtep, state.legs, vxlans);
+      if (registry && state.legs.length) await programFdb(node, registry, u.vtep, state.legs, log);
       const result = appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: ipsByLeg.get(l.ifname) ?? [] })), routes, env.netns);
       await publish?.(result, state);
       recordBgpPeer(conf, env, state, log);
@@ -115,14 +115,21 @@ function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: nu
   });
 }
 
-/** Flood entries for the VNIs of this ADD, from what the registry knows right now (one FDB dump). */
-async function programFlood(node: Kernel, registry: FileRegistry, vtep: string, legs: LegState[], vxlans: Map<number, number>): Promise<void> {
+/**
+ * The FDB of this ADD's segments (flood list and remote-member MACs) from what the registry
+ * knows right now, through the agent's own rule (desiredState + planFdb) and in one batch:
+ * a node without an agent gets the same entries the agent would write. Refusals are the
+ * agent's to repair; the ADD does not fail for them.
+ */
+async function programFdb(node: Kernel, registry: FileRegistry, vtep: string, legs: LegState[], log: Log): Promise<void> {
   const vnis = new Set(legs.flatMap(legVnis));
   const { members } = await registry.list(vnis);
-  const fdb = await node.fdbAll();
-  for (const [vni, want] of desiredFlood(members, vtep, vnis)) {
-    const index = vxlans.get(vni) ?? (await node.linkByName(`plvx${vni}`))?.index;
-    if (index === undefined) continue;
-    await syncFlood(node, index, want, new Set(fdb.filter((e) => e.ifindex === index && e.mac === ZERO_MAC).map((e) => e.dst)));
+  const actual = new Map([...(await readSegments(node))].filter(([vni]) => vnis.has(vni)));
+  const want = desiredState(members, vtep, actual.keys());
+  const refused = await applyFdb(node, planFdb(actual, want.segments));
+  if (refused.length || want.problems.length) {
+    log.warn('FDB entries not written at ADD (the agent repairs them)', {
+      refused: refused.map((f) => `${f.change.op} ${f.change.mac} ${f.change.dst}: ${f.error.message}`), problems: want.problems,
+    });
   }
 }

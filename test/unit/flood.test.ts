@@ -1,4 +1,3 @@
-import { desiredFlood } from '../../overlay/flood';
 import { planFdb, SegmentState } from '../../overlay/agent/reconciler';
 import { desiredState } from '../../overlay/agent/desired';
 import { ZERO_MAC } from '../../overlay/kernel/kernel';
@@ -7,16 +6,17 @@ import { parseMember } from '../../overlay/registry/member';
 
 const m = (vni: number, vtep: string, n: number): Member => ({ vni, vtep, mac: `02:00:00:00:00:${String(n).padStart(2, '0')}`, owner: `c${n}/eth0/net1` });
 
-describe('desiredFlood', () => {
+// One desired-state rule for ADD (no agent) and the agent alike.
+describe('desiredState flood lists', () => {
   const members = [m(100, '192.0.2.11', 1), m(100, '192.0.2.12', 2), m(100, '192.0.2.12', 3), m(200, '192.0.2.13', 4), m(300, '192.0.2.14', 5)];
   it('lists each remote VTEP with a member once, never itself, only for local VNIs', () => {
-    const d = desiredFlood(members, '192.0.2.11', [100, 200]);
+    const d = desiredState(members, '192.0.2.11', [100, 200]).segments;
     expect([...d.keys()]).toEqual([100, 200]);
-    expect([...d.get(100)!]).toEqual(['192.0.2.12']);
-    expect([...d.get(200)!]).toEqual(['192.0.2.13']);
+    expect([...d.get(100)!.flood]).toEqual(['192.0.2.12']);
+    expect([...d.get(200)!.flood]).toEqual(['192.0.2.13']);
   });
   it('gives an empty list to a VNI nobody else has', () => {
-    expect(desiredFlood(members, '192.0.2.11', [400]).get(400)!.size).toBe(0);
+    expect(desiredState(members, '192.0.2.11', [400]).segments.get(400)!.flood.size).toBe(0);
   });
 });
 
