@@ -25,7 +25,7 @@ export async function ensureSegment(k: Kernel, vni: number, u: Underlay, port: n
   };
   const bridge = await ensure(bridgeName(vni), () => k.createBridge(bridgeName(vni), { up: true }));
   const vxlan = await ensure(vxlanName(vni), () =>
-    k.createVxlan(vxlanName(vni), { vni, port, local: u.vtep, underlayIndex: u.link.index, mtu: legMtuLimit(u), master: bridge.index, up: true }));
+    k.createVxlan(vxlanName(vni), { vni, port, local: u.vtep, underlayIndex: u.link.index, mtu: legMtuLimit(u).max, master: bridge.index, up: true }));
   if (vxlan.master !== bridge.index) await k.setLink(vxlan.index, { master: bridge.index });
   if (!vxlan.up) await k.setLink(vxlan.index, { up: true });
   if (!bridge.up) await k.setLink(bridge.index, { up: true });

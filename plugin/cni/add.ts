@@ -6,7 +6,7 @@ import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import { desiredFlood, syncFlood } from '../../overlay/flood';
 import { hostVethName } from '../../overlay/names';
-import { legMtuLimit } from '../../overlay/underlay';
+import { legMtuLimit, MtuLimit } from '../../overlay/underlay';
 import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
 import { CmdContext } from './context';
 import { CniError, Code, invalidConfig } from './errors';
@@ -15,6 +15,7 @@ import { fileRegistry, memberOwner, teardown } from './teardown';
 import { nodeUnderlay, openPod } from './common';
 import { Result, ResultIp, ResultRoute } from './versions';
 import { appendLegs } from './result';
+import { legMtu } from './mtu';
 import { attachTrunkLeg, legVnis, planTrunkLeg, preflightTrunks } from './trunk';
 import { forgetBgpPeer, recordBgpPeer } from '../bgp/record';
 
@@ -95,16 +96,13 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
   }
 }
 
-function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: number): LegState[] {
+function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], limit: MtuLimit): LegState[] {
   return conf.legs.map((l) => {
-    if (l.trunk) return planTrunkLeg(conf, env, l, mtuLimit);
+    if (l.trunk) return planTrunkLeg(conf, env, l, limit);
     const net = conf.networks.get(l.network)!;
-    if (net.mtu !== undefined && net.mtu > mtuLimit) {
-      throw invalidConfig(`network ${net.name} asks for MTU ${net.mtu}, but the underlay allows at most ${mtuLimit} (underlay MTU - 50)`);
-    }
     return {
       network: net.name, vni: net.vni, ifname: l.interface, hostIf: hostVethName(env.containerId, env.ifname, l.interface),
-      mtu: net.mtu ?? mtuLimit, ips: l.ips ?? [],
+      mtu: legMtu(`network ${net.name}`, net.mtu, limit), ips: l.ips ?? [],
       ...(l.mac ? { mac: l.mac } : {}),
       ...(!l.ips && net.ipam ? { ipam: net.ipam, ipamContext: ipamContext(net, l, env.args) } : {}),
     };
