@@ -64,7 +64,7 @@ export async function ensureSegment(k: Kernel, vni: number, u: Underlay, port: n
     }
   };
   const want = { vni, port, local: u.vtep, underlayIndex: u.link.index };
-  const makeVxlan = (): Promise<LinkInfo> => k.createVxlan(vxlanName(vni), { ...want, mtu: legMtuLimit(u), master: bridge.index, up: true });
+  const makeVxlan = (): Promise<LinkInfo> => k.createVxlan(vxlanName(vni), { ...want, mtu: legMtuLimit(u).max, master: bridge.index, up: true });
   const bridge = await ensure(bridgeName(vni), 'bridge', () => k.createBridge(bridgeName(vni), { up: true }));
   let vxlan = await ensure(vxlanName(vni), 'vxlan', makeVxlan);
   const drift = vxlanDrift(vxlan, want);

@@ -1,5 +1,6 @@
 // Finding the underlay: the interface VXLAN rides on, its MTU, and this node's VTEP.
-import { Kernel, LinkInfo } from './kernel/kernel';
+import { isIPv6 } from 'node:net';
+import type { Kernel, LinkInfo } from './kernel/kernel';
 
 export interface UnderlaySpec { interface: string; vtep: string; mtu: number | 'auto' }
 export interface Underlay { link: LinkInfo; vtep: string; mtu: number }
@@ -38,6 +39,19 @@ export async function resolveUnderlay(k: Kernel, spec: UnderlaySpec): Promise<Un
   return { link, vtep, mtu };
 }
 
-/** IPv4 VXLAN overhead: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
-export const legMtuLimit = (u: Underlay): number => u.mtu - VXLAN_OVERHEAD;
+export type VtepFamily = 4 | 6;
+export const vtepFamily = (vtep: string): VtepFamily => (isIPv6(vtep) ? 6 : 4);
+
+/** What VXLAN adds to a leg's frame: outer IPv4 20 (IPv6 40) + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const vxlanOverhead = (family: VtepFamily): number => (family === 6 ? 70 : 50);
+
+/** The largest leg MTU an underlay carries, and why (for error messages). */
+export interface MtuLimit { max: number; why: string }
+
+export function mtuLimit(underlayMtu: number, family: VtepFamily): MtuLimit {
+  const overhead = vxlanOverhead(family);
+  return { max: underlayMtu - overhead, why: `underlay MTU ${underlayMtu} - ${overhead} for VXLAN over IPv${family}` };
+}
+
+/** Every leg's (and VXLAN device's) MTU limit on this node: the one rule, by the VTEP's family. */
+export const legMtuLimit = (u: Pick<Underlay, 'mtu' | 'vtep'>): MtuLimit => mtuLimit(u.mtu, vtepFamily(u.vtep));

@@ -7,7 +7,7 @@ import { FileRegistry } from '../../overlay/registry/file-registry';
 import { desiredState } from '../../overlay/agent/desired';
 import { applyFdb, planFdb, readSegments } from '../../overlay/agent/reconciler';
 import { hostVethName } from '../../overlay/names';
-import { legMtuLimit } from '../../overlay/underlay';
+import { legMtuLimit, MtuLimit } from '../../overlay/underlay';
 import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
 import { CmdContext } from './context';
 import type { Log } from '../log';
@@ -17,6 +17,7 @@ import { fileRegistry, memberOwner, teardown } from './teardown';
 import { nodeUnderlay, openPod } from './common';
 import { Result, ResultIp, ResultRoute } from './versions';
 import { appendLegs } from './result';
+import { legMtu } from './mtu';
 import { attachTrunkLeg, legVnis, planTrunkLeg, preflightTrunks } from './trunk';
 import { forgetBgpPeer, recordBgpPeer } from '../bgp/record';
 
@@ -99,16 +100,13 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
   }
 }
 
-function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], mtuLimit: number): LegState[] {
+function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], limit: MtuLimit): LegState[] {
   return conf.legs.map((l) => {
-    if (l.trunk) return planTrunkLeg(conf, env, l, mtuLimit);
+    if (l.trunk) return planTrunkLeg(conf, env, l, limit);
     const net = conf.networks.get(l.network)!;
-    if (net.mtu !== undefined && net.mtu > mtuLimit) {
-      throw invalidConfig(`network ${net.name} asks for MTU ${net.mtu}, but the underlay allows at most ${mtuLimit} (underlay MTU - 50)`);
-    }
     return {
       network: net.name, vni: net.vni, ifname: l.interface, hostIf: hostVethName(env.containerId, env.ifname, l.interface),
-      mtu: net.mtu ?? mtuLimit, ips: l.ips ?? [],
+      mtu: legMtu(`network ${net.name}`, net.mtu, limit), ips: l.ips ?? [],
       ...(l.mac ? { mac: l.mac } : {}),
       ...(!l.ips && net.ipam ? { ipam: net.ipam, ipamContext: ipamContext(net, l, env.args) } : {}),
     };

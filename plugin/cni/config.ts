@@ -8,6 +8,8 @@ import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
 import { asnProblem, macProblem } from '../../overlay/values';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
+import { mtuLimit, vtepFamily } from '../../overlay/underlay';
+import { legMtu } from './mtu';
 
 export const MAX_INPUT_BYTES = MAX_STDIN;
 export const MAX_VNI = 16777215;
@@ -78,8 +80,9 @@ function parseUnderlay(v: unknown): UnderlayConf {
   onlyKeys(u, 'underlay', ['interface', 'vtep', 'port', 'mtu']);
   const iface = u.interface === undefined ? 'auto' : str(u.interface, 'underlay.interface');
   if (iface !== 'auto' && !IFNAME_RE.test(iface)) throw invalidConfig(`underlay.interface "${iface}" is not a valid interface name`);
-  const vtep = u.vtep === undefined ? 'auto' : str(u.vtep, 'underlay.vtep');
-  if (vtep !== 'auto') checkUnicast(vtep, 'underlay.vtep');
+  const raw = u.vtep === undefined ? 'auto' : str(u.vtep, 'underlay.vtep');
+  // Canonical form (2001:DB8:0::11 → 2001:db8::11): the kernel reports addresses and FDB entries that way.
+  const vtep = raw === 'auto' ? raw : ipaddr.parse(checkUnicast(raw, 'underlay.vtep')).toString();
   const port = u.port === undefined ? 4789 : int(u.port, 'underlay.port', 1, 65535);
   if (port === CILIUM_VXLAN_PORT) {
     throw invalidConfig(`underlay.port ${port} is Cilium's VXLAN port; podlegs needs its own (default 4789)`);
@@ -352,15 +355,10 @@ export function loadConf(stdin: Buffer | string, ifname = '', env: NodeJS.Proces
   if (prevResult) conf.prevResult = prevResult;
   if (c['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(c['cni.dev/valid-attachments']);
   Object.assign(conf, parsePluginBgp(c.bgp, c.args));
-  for (const net of networks.values()) {
-    if (net.mtu !== undefined && conf.underlay.mtu !== 'auto' && net.mtu > conf.underlay.mtu - 50) {
-      throw invalidConfig(`networks.${net.name}.mtu ${net.mtu} exceeds underlay MTU ${conf.underlay.mtu} - 50 (VXLAN overhead)`);
-    }
-  }
-  for (const t of trunks.values()) {
-    if (t.mtu !== undefined && conf.underlay.mtu !== 'auto' && t.mtu > conf.underlay.mtu - 50) {
-      throw invalidConfig(`networks.${t.name}.mtu ${t.mtu} exceeds underlay MTU ${conf.underlay.mtu} - 50 (VXLAN overhead)`);
-    }
+  if (conf.underlay.mtu !== 'auto') {
+    // With vtep "auto" the family is known only at ADD (which checks again): refuse here what even IPv4 cannot carry.
+    const limit = mtuLimit(conf.underlay.mtu, conf.underlay.vtep === 'auto' ? 4 : vtepFamily(conf.underlay.vtep));
+    for (const n of [...networks.values(), ...trunks.values()]) legMtu(`network ${n.name}`, n.mtu, limit);
   }
   return conf;
 }

@@ -5,13 +5,14 @@ import { ensureSegment, removeLegsAndEmptySegments } from '../../overlay/segment
 import { configurePodSide } from '../../overlay/access-leg';
 import { createTrunkLeg, probeTrunkSupport, TrunkUnsupported, trunkHostProblems } from '../../overlay/trunk-leg';
 import { bridgeName, hostVethName, trunkVlanName, vxlanName } from '../../overlay/names';
-import { Underlay } from '../../overlay/underlay';
+import { MtuLimit, Underlay } from '../../overlay/underlay';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import type { LegConf, NetworkConf, PluginConf } from './config';
 import type { CniEnv } from './env';
 import { CniError, Code, invalidConfig } from './errors';
 import { execIpam, ipamContext, releaseIpam } from './ipam';
 import { ResultIp, ResultRoute } from './versions';
+import { legMtu } from './mtu';
 import type { AttachmentState, LegState } from '../state';
 
 /** Registry owner of one VLAN of a trunk leg: "<container>/<attachment>/<leg>.<vid>" (native: the leg's own). */
@@ -21,25 +22,20 @@ export const trunkMemberLeg = (legIfname: string, vid?: number): string => (vid 
 export const legVnis = (leg: LegState): number[] =>
   leg.trunk ? [...leg.trunk.vlans.map((v) => v.vni), ...(leg.trunk.native ? [leg.trunk.native.vni] : [])] : [leg.vni];
 
-export function planTrunkLeg(conf: PluginConf, env: CniEnv, l: LegConf, mtuLimit: number): LegState {
+export function planTrunkLeg(conf: PluginConf, env: CniEnv, l: LegConf, limit: MtuLimit): LegState {
   const t = conf.trunks?.get(l.network);
   if (!t) throw invalidConfig(`leg ${l.interface}: trunk network ${l.network} is not defined`);
-  if (t.mtu !== undefined && t.mtu > mtuLimit) {
-    throw invalidConfig(`trunk network ${t.name} asks for MTU ${t.mtu}, but the underlay allows at most ${mtuLimit} (underlay MTU - 50)`);
-  }
-  const mtu = t.mtu ?? mtuLimit;
+  const mtu = legMtu(`trunk network ${t.name}`, t.mtu, limit);
   const hostIf = hostVethName(env.containerId, env.ifname, l.interface);
   const net = (name: string): NetworkConf => {
     const n = conf.networks.get(name);
     if (!n) throw invalidConfig(`trunk network ${t.name} refers to network ${name}, which is not defined`);
-    if (n.mtu !== undefined && n.mtu > mtuLimit) {
-      throw invalidConfig(`network ${name} asks for MTU ${n.mtu}, but the underlay allows at most ${mtuLimit} (underlay MTU - 50)`);
-    }
+    legMtu(`network ${name}`, n.mtu, limit);
     return n;
   };
   const vlans = t.vlans.map((v) => {
     const n = net(v.network);
-    return { vid: v.vid, network: v.network, vni: n.vni, hostIf: trunkVlanName(hostIf, v.vid), mtu: Math.min(n.mtu ?? mtuLimit, mtu) };
+    return { vid: v.vid, network: v.network, vni: n.vni, hostIf: trunkVlanName(hostIf, v.vid), mtu: Math.min(n.mtu ?? limit.max, mtu) };
   });
   const nativeNet = t.nativeNetwork ? net(t.nativeNetwork) : undefined;
   return {

@@ -2,6 +2,7 @@
 import { loadConf } from '../../plugin/cni/config';
 import { CniError } from '../../plugin/cni/errors';
 import { legVnis, planTrunkLeg } from '../../plugin/cni/trunk';
+import { mtuLimit } from '../../overlay/underlay';
 import { hostVethName, isPodlegsName, trunkVlanName, probeName, isProbeName } from '../../overlay/names';
 import { describeTrunkFilter, trunkFilterProgram, TC_ACT_OK, TC_ACT_SHOT } from '../../overlay/trunk-filter';
 import type { CniEnv } from '../../plugin/cni/env';
@@ -66,7 +67,7 @@ describe('trunk networks in the config', () => {
     ['access leg on the native network', withNets({}, [{ network: 'mgmt', interface: 'net2' }, { network: 'trunk1', interface: 'net1' }]), 7, /"mgmt" is attached twice/],
     ['addresses on a trunk without native', withNets({ trunk1: { trunk: { vlans: [{ vid: 10, network: 'vrrp-a' }] } } },
       [{ network: 'trunk1', interface: 'net1', ips: ['10.0.0.1/24'] }]), 7, /no nativeNetwork/],
-    ['trunk MTU above the underlay', { ...(trunk({ vlans: [{ vid: 10, network: 'vrrp-a' }] }, 1500) as object), underlay: { mtu: 1500 } }, 7, /exceeds underlay MTU/],
+    ['trunk MTU above the underlay', { ...(trunk({ vlans: [{ vid: 10, network: 'vrrp-a' }] }, 1500) as object), underlay: { mtu: 1500 } }, 7, /the underlay allows at most 1450 \(underlay MTU 1500 - 50 for VXLAN over IPv4\)/],
     ['eth* name for the trunk', withNets({}, [{ network: 'trunk1', interface: 'eth1' }]), 7, /primary CNI/],
   ])('refuses %s', (_what, conf, code, msg) => {
     const e = err(conf);
@@ -80,7 +81,7 @@ describe('trunk leg plan', () => {
 
   it('names, VNIs, MTUs and the native network', () => {
     const c = load({ ...base, legs: [{ network: 'trunk1', interface: 'net1', mac: '02:00:00:00:00:01' }] });
-    const leg = planTrunkLeg(c, env, c.legs[0], 1450);
+    const leg = planTrunkLeg(c, env, c.legs[0], mtuLimit(1500, 4));
     const hostIf = hostVethName('c0ffee', 'eth0', 'net1');
     expect(leg).toMatchObject({ network: 'trunk1', vni: 300, ifname: 'net1', hostIf, mtu: 1450, ips: [], mac: '02:00:00:00:00:01', ipam: { type: 'host-local' } });
     expect(leg.trunk).toEqual({
@@ -95,7 +96,7 @@ describe('trunk leg plan', () => {
 
   it('refuses a network MTU above the underlay once the underlay is known', () => {
     const c = load(base);
-    expect(() => planTrunkLeg(c, env, c.legs[0], 1350)).toThrow(/nf-b asks for MTU 1400/);
+    expect(() => planTrunkLeg(c, env, c.legs[0], mtuLimit(1420, 6))).toThrow(/nf-b asks for MTU 1400, but the underlay allows at most 1350 \(underlay MTU 1420 - 70 for VXLAN over IPv6\)/);
   });
 });
 
