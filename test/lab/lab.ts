@@ -2,10 +2,11 @@
  * Multi-node lab harness for podlegs' end-to-end tests (needs root).
  *
  * Topology, all of it inside network namespaces this harness creates (nothing is ever added to
- * the root namespace; addresses are TEST-NET-1 on the underlay and 10.x inside pods):
+ * the root namespace; addresses are TEST-NET-1, or 2001:db8::/32 with `underlay: 'ipv6'`, on
+ * the underlay and 10.x inside pods):
  *
  *   <prefix>-ul   underlay "switch": bridge `ulbr`, one veth port `n<i>` per node
- *   <prefix>-n<i> node i: `ul0` = 192.0.2.<10+i>/24 (the node's VTEP), lo up
+ *   <prefix>-n<i> node i: `ul0` = 192.0.2.<10+i>/24 (ipv6: 2001:db8::<10+i>/64 only), the node's VTEP; lo up
  *   <prefix>-p<x> pod x: empty netns (lo up), filled by CNI plugins run "on" its node
  *
  * <prefix> is `pl` + 4 random hex digits, reserved atomically by creating `<prefix>-ul`, so
@@ -35,7 +36,7 @@ export interface LabNode {
   index: number; // 1-based
   nsName: string; // "<prefix>-n1"
   netns: string; // /var/run/netns/<nsName>
-  vtep: string; // 192.0.2.<10+index>, on `ul0`
+  vtep: string; // 192.0.2.<10+index> (ipv6 underlay: 2001:db8::<10+index>), on `ul0`
   dir: string; // per-node temp dir (state, ipam data, logs); shared by all nodes with sharedDir
   /** This node's agent.socket: nodes share the root filesystem, so every agent and the plugin
    *  calls of its node need a path of their own (the default /run/podlegs/agent.sock is the host's). */
@@ -63,6 +64,8 @@ export interface LabOptions {
   podlegsBin?: string;
   /** Plugin search path; default $CNI_PATH or /usr/lib/cni. */
   cniPath?: string;
+  /** Address family of the node VTEPs on `ul0`; default 'ipv4'. 'ipv6': 2001:db8::/64, no IPv4. */
+  underlay?: 'ipv4' | 'ipv6';
 }
 export interface PtpOptions { subnet?: string; mtu?: number }
 export interface SpawnOptions { env?: Record<string, string>; stdin?: string; maxOutput?: number }
@@ -263,14 +266,17 @@ export class Lab {
     for (let i = 1; i <= opts.nodes; i++) {
       const nsName = `${this.prefix}-n${i}`;
       await this.addNetns(nsName);
-      const node: LabNode = { name: `n${i}`, index: i, nsName, netns: path.join(NETNS_DIR, nsName), vtep: `192.0.2.${10 + i}`,
-        dir: path.join(this.dir, opts.sharedDir ? 'node' : `n${i}`), agentSocket: path.join(this.dir, 'run', `n${i}-agent.sock`) };
+      const v6 = opts.underlay === 'ipv6';
+      const node: LabNode = { name: `n${i}`, index: i, nsName, netns: path.join(NETNS_DIR, nsName),
+        vtep: v6 ? `2001:db8::${10 + i}` : `192.0.2.${10 + i}`, dir: path.join(this.dir, opts.sharedDir ? 'node' : `n${i}`),
+        agentSocket: path.join(this.dir, 'run', `n${i}-agent.sock`) };
       await mkdir(node.dir, { recursive: true });
       // The veth is created inside the underlay ns with its peer placed straight into the node ns:
       // it never exists in the root namespace, not even briefly.
       await must(['ip', '-n', ul, 'link', 'add', `n${i}`, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', nsName]);
       await must(['ip', '-n', ul, 'link', 'set', `n${i}`, 'master', 'ulbr', 'up']);
-      await must(['ip', '-n', nsName, 'addr', 'add', `${node.vtep}/24`, 'dev', 'ul0']);
+      // nodad: the VTEP is usable at once (no tentative phase); the lab assigns unique addresses.
+      await must(['ip', '-n', nsName, 'addr', 'add', ...(v6 ? [`${node.vtep}/64`, 'dev', 'ul0', 'nodad'] : [`${node.vtep}/24`, 'dev', 'ul0'])]);
       await must(['ip', '-n', nsName, 'link', 'set', 'ul0', 'up']);
       this.nodes.push(node);
     }
