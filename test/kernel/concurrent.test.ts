@@ -1,11 +1,12 @@
 // Kubelet starts a node's pods in parallel: 16 ADDs at once on one node, their legs on the
 // same two segments, then 16 DELs at once, three rounds. With the old PID-file lock a waiter
 // recreated the lock file empty and every later call on the node failed with code 11; the
-// flock(2) lock has no file state to get wrong.
+// flock(2) lock has no file state to get wrong. Both ways a call can run: in-process (no
+// agent on the node) and served by the node agent over its socket.
 import * as fs from 'fs';
 import * as path from 'path';
-import { Lab, LabNode, LabPod, CniOutcome, leakCheck } from '../lab/lab';
-import { filesUnder, floodDsts } from '../lab/nf';
+import { Lab, LabNode, LabPod, LabProcess, CniOutcome, leakCheck } from '../lab/lab';
+import { filesUnder, floodDsts, startAgent } from '../lab/nf';
 
 const PODS = 16;
 const ROUNDS = 3;
@@ -14,11 +15,14 @@ let lab: Lab;
 let node: LabNode;
 let peer: LabNode;
 let peerPod: LabPod;
+let agent: LabProcess | undefined; // on `node`, while the "through the agent" rounds run
 
 type Json = Record<string, unknown>;
 
 function conf(n: LabNode, i: number): Json {
   return {
+    // Through the agent: its socket; in-process: a socket path where nothing listens.
+    agent: { socket: agent && n === node ? n.agentSocket : path.join(n.dir, 'no-agent.sock') },
     cniVersion: '1.0.0', name: 'lab', type: 'podlegs',
     underlay: { interface: 'ul0' },
     registry: { type: 'file', path: lab.registryDir },
@@ -61,20 +65,25 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  await agent?.kill();
   if (peerPod) await call('DEL', peerPod, 200);
   await lab?.destroy();
   expect(await leakCheck(lab?.prefix)).toEqual([]);
 }, 120_000);
 
-test(`${PODS} concurrent ADDs then ${PODS} concurrent DELs on one node, legs sharing 2 segments, ${ROUNDS} rounds`, async () => {
+const served = (): number => (agent?.stderr().match(/"message":"CNI call served"/g) ?? []).length;
+
+test.each(['in-process', 'through the agent'])(`${PODS} concurrent ADDs then ${PODS} concurrent DELs on one node, legs sharing 2 segments, ${ROUNDS} rounds, %s`, async (how) => {
+  if (how === 'through the agent') agent = await startAgent(lab, node);
   for (let round = 0; round < ROUNDS; round++) {
+    const servedBefore = served();
     const pods = await Promise.all(Array.from({ length: PODS }, (_, i) => lab.addPod(node, `c${round}x${i}`)));
     try {
       const adds = await Promise.all(pods.map((p, i) => call('ADD', p, i)));
       expect({ round, failed: adds.map((o, i) => (o.code === 0 ? '' : `pod ${i}: ${o.stdout}`)).filter(Boolean) }).toEqual({ round, failed: [] });
 
       // One segment per VNI with every pod's leg on it; the flood list names the peer once (the
-      // peer's own list follows only through an agent, which this test does not run).
+      // peer's own list follows only through the peer's agent, which this test does not run).
       expect(await ports(node)).toEqual({ plbr100: PODS + 1, plbr200: PODS + 1 }); // + the VXLAN device
       expect(await floodDsts(lab, node, 100)).toEqual([peer.vtep]);
       expect(await floodDsts(lab, node, 200)).toEqual([peer.vtep]);
@@ -88,6 +97,9 @@ test(`${PODS} concurrent ADDs then ${PODS} concurrent DELs on one node, legs sha
       expect(registryOf(node)).toEqual([]);
       expect(allocations(node)).toEqual([]);
       expect(filesUnder(path.join(node.dir, 'state', 'attachments'))).toEqual([]);
+      // Every call of the round went where it should: all to the agent, or none.
+      expect(served() - servedBefore).toBe(agent ? 2 * PODS : 0);
+      if (agent) expect(agent.running()).toBe(true);
     } finally {
       for (const [i, p] of pods.entries()) {
         await call('DEL', p, i);
