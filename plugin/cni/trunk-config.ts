@@ -1,6 +1,6 @@
 // Trunk networks: {"trunk": {"vlans": [{"vid": 10, "network": "vrrp-a"}, ...], "nativeNetwork": "mgmt"}}
 // Parsed beside the VNI (access) networks; a leg naming a trunk network is the pod's trunk leg.
-import { CniError, Code, invalidConfig } from './errors';
+import { invalidConfig } from './errors';
 import { int, isObj, obj, onlyKeys, str as name } from './validate';
 import { MAX_TRUNK_VLANS } from '../../overlay/trunk-filter';
 

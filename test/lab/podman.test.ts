@@ -207,7 +207,7 @@ describe('podman (CNI backend) runs containers on [bridge, podlegs] in a lab nod
   });
 
   test('podman stop runs CNI DEL: leg, segment, registry entry, state and netns gone; n2 drops its flood entry', async () => {
-    const { l, p, n1, n2 } = get();
+    const { l, p, n2 } = get();
     const id = containerIds[1];
     await timed('podman stop -t 0 (DEL)', () => p.must(['stop', '--time', '0', id]));
     expect((await p.must(['inspect', '--format', '{{.State.Status}}', id])).trim()).toBe('exited');

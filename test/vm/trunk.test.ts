@@ -14,7 +14,7 @@
  * An agent per node keeps the flood lists current.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CniConflist, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
 import { CONVERGE_MS, filesUnder, SEEN_MS, sleep, waitUntil } from '../lab/nf';
