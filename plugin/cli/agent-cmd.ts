@@ -62,12 +62,14 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {
       localVtep: u.vtep,
+      port: conf.underlay.port,
       resyncMs: resyncMs(conf),
       graceMs: conf.agent.gracePeriodSeconds * 1000,
       debounceMs: conf.agent.debounceMs,
       log, metrics,
       busyVnis: () => busyVnis(conf.stateDir),
-      exclusive: (fn) => withNodeLock(conf.stateDir, fn, 2000),
+      // Never waits: a served call may hold the lock while it waits for this agent's run.
+      exclusive: (fn) => withNodeLock(conf.stateDir, fn, 0),
     });
     agent = a;
     const server = await serveHttp(conf.agent.metricsAddress, {
@@ -77,7 +79,8 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     a.start();
     let cni;
     try {
-      cni = await serveCni(conf.agent.socket, runCni, log);
+      const writer = a.nodeWriter();
+      cni = await serveCni(conf.agent.socket, (env, stdin) => runCni(env, stdin, writer), log);
     } catch (e) {
       await a.stop();
       stopSource();

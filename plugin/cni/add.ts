@@ -3,14 +3,10 @@
 import { Kernel } from '../../overlay/kernel/kernel';
 import { ensureSegment } from '../../overlay/segment';
 import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
-import { FileRegistry } from '../../overlay/registry/file-registry';
-import { desiredState } from '../../overlay/agent/desired';
-import { applyFdb, planFdb, readSegments } from '../../overlay/agent/reconciler';
 import { hostVethName } from '../../overlay/names';
 import { legMtuLimit, MtuLimit } from '../../overlay/underlay';
 import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
 import { CmdContext } from './context';
-import type { Log } from '../log';
 import { CniError, Code, invalidConfig } from './errors';
 import { execIpam, ipamContext } from './ipam';
 import { fileRegistry, memberOwner, teardown } from './teardown';
@@ -24,7 +20,7 @@ import { forgetBgpPeer, recordBgpPeer } from '../bgp/record';
 /** Called once every leg is up, still inside the all-or-nothing section (e.g. writing network-status). */
 export type Publish = (result: Result, state: AttachmentState) => Promise<void>;
 
-export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish): Promise<Result> {
+export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: Publish): Promise<Result> {
   const pod = openPod(env.netns);
   const node = Kernel.open();
   try {
@@ -41,7 +37,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
     const u = await nodeUnderlay(node, conf);
     const state: AttachmentState = {
       containerId: env.containerId, ifname: env.ifname, netns: env.netns, network: conf.name,
-      cniVersion: conf.cniVersion, vtep: u.vtep, registry: conf.registry, legs: planLegs(conf, env, legMtuLimit(u)),
+      cniVersion: conf.cniVersion, vtep: u.vtep, port: conf.underlay.port, registry: conf.registry, legs: planLegs(conf, env, legMtuLimit(u)),
       complete: false,
     };
     const inPod = new Set((await pod.links()).map((l) => l.name)); // one dump: a pod has few links
@@ -79,7 +75,11 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         ipsByLeg.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
         routes.push(...legRoutes);
       }
-      if (registry && state.legs.length) await programFdb(node, registry, u.vtep, state.legs, log);
+      // The FDB of this ADD's segments, by the node's one writer (the agent serving the call, or this process).
+      if (state.legs.length) {
+        const c = await writer.converge(node, { vnis: new Set(state.legs.flatMap(legVnis)), vtep: u.vtep, members: registry });
+        if (c.problems.length) log.warn('FDB not fully written at ADD (the agent repairs it)', { by: writer.by, problems: c.problems });
+      }
       const result = appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: ipsByLeg.get(l.ifname) ?? [] })), routes, env.netns);
       await publish?.(result, state);
       recordBgpPeer(conf, env, state, log);
@@ -89,7 +89,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       return result;
     } catch (e) {
       log.warn('ADD failed, rolling back', { error: (e as Error).message });
-      await teardown(node, state, env, log).catch(() => undefined);
+      await teardown(node, state, env, log, writer).catch(() => undefined);
       forgetBgpPeer(conf.stateDir, state);
       removeState(conf.stateDir, env.containerId, env.ifname);
       throw e;
@@ -111,23 +111,4 @@ function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], limit: MtuLi
       ...(!l.ips && net.ipam ? { ipam: net.ipam, ipamContext: ipamContext(net, l, env.args) } : {}),
     };
   });
-}
-
-/**
- * The FDB of this ADD's segments (flood list and remote-member MACs) from what the registry
- * knows right now, through the agent's own rule (desiredState + planFdb) and in one batch:
- * a node without an agent gets the same entries the agent would write. Refusals are the
- * agent's to repair; the ADD does not fail for them.
- */
-async function programFdb(node: Kernel, registry: FileRegistry, vtep: string, legs: LegState[], log: Log): Promise<void> {
-  const vnis = new Set(legs.flatMap(legVnis));
-  const { members } = await registry.list(vnis);
-  const actual = new Map([...(await readSegments(node))].filter(([vni]) => vnis.has(vni)));
-  const want = desiredState(members, vtep, actual.keys());
-  const refused = await applyFdb(node, planFdb(actual, want.segments));
-  if (refused.length || want.problems.length) {
-    log.warn('FDB entries not written at ADD (the agent repairs them)', {
-      refused: refused.map((f) => `${f.change.op} ${f.change.mac} ${f.change.dst}: ${f.error.message}`), problems: want.problems,
-    });
-  }
 }

@@ -8,8 +8,9 @@ import type { TeardownConf } from './config';
 import type { Log } from '../log';
 import { teardown } from './teardown';
 import { forgetBgpPeer } from '../bgp/record';
+import type { NodeWriter } from '../../overlay/agent/node-writer';
 
-export async function cmdDel({ conf, env, log }: { conf: TeardownConf; env: CniEnv; log: Log }): Promise<void> {
+export async function cmdDel({ conf, env, log, writer }: { conf: TeardownConf; env: CniEnv; log: Log; writer: NodeWriter }): Promise<void> {
   const state = readState(conf.stateDir, env.containerId, env.ifname);
   if (!state) {
     log.debug('nothing recorded for this attachment');
@@ -18,12 +19,12 @@ export async function cmdDel({ conf, env, log }: { conf: TeardownConf; env: CniE
   await withNodeLock(conf.stateDir, async () => {
     const node = Kernel.open();
     try {
-      await teardown(node, state, env, log);
+      await teardown(node, state, env, log, writer);
     } finally {
       node.close();
     }
   });
   forgetBgpPeer(conf.stateDir, state);
   removeState(conf.stateDir, env.containerId, env.ifname);
-  log.info('legs detached', { legs: state.legs.map((l) => l.ifname) });
+  log.info('legs detached', { legs: state.legs.map((l) => l.ifname), segmentsBy: writer.by });
 }
