@@ -106,26 +106,23 @@ export interface Grace { graceMs: number; emptySince: Map<number, number>; now: 
  */
 export const noGrace = (): Grace => ({ graceMs: 0, emptySince: new Map(), now: Date.now() });
 
-/** The devices of vni's segment when each one present is podlegs' own and verified (kind, VNI, port, local). */
-function verifiedSegment(links: LinkInfo[], vni: number, owner: SegmentOwner): { bridge?: LinkInfo; vxlan?: LinkInfo } | undefined {
-  const bridge = links.find((l) => l.name === bridgeName(vni));
-  const vxlan = links.find((l) => l.name === vxlanName(vni));
-  if (bridge && segmentRole(bridge)?.role !== 'bridge') return undefined; // foreign: right name, other kind
-  if (vxlan) {
-    if (segmentRole(vxlan)?.role !== 'vxlan') return undefined; // foreign: other kind or VNI
-    if (vxlan.vxlan?.local !== owner.local || (owner.port !== undefined && vxlan.vxlan?.port !== owner.port)) return undefined;
-  }
-  return bridge || vxlan ? { bridge, vxlan } : undefined;
+/** The devices of vni's segment that are this node's own: kind, VNI and (VXLAN) local address and port verified. */
+function verifiedDevices(links: LinkInfo[], vni: number, owner: SegmentOwner): { bridge?: LinkInfo; vxlan?: LinkInfo } {
+  const bridge = links.find((l) => l.name === bridgeName(vni) && segmentRole(l)?.role === 'bridge');
+  const vxlan = links.find((l) => l.name === vxlanName(vni) && segmentRole(l)?.role === 'vxlan'
+    && l.vxlan?.local === owner.local && (owner.port === undefined || l.vxlan?.port === owner.port));
+  return { bridge, vxlan };
 }
 
 /**
  * Pure. THE segment-removal rule, for DEL, GC, a failed ADD's rollback and the agent: the
  * segment of a VNI goes when it has had no local leg (bridge port other than its VXLAN
- * device, links in `leaving` not counted) for grace.graceMs, and only when its devices are
- * verified as this node's (bridge of kind bridge; VXLAN device of that VNI, local address
- * and port). A device with a segment's name but another kind, VNI, port or local address
- * is never touched, nor is the segment it sits in. vnis: the candidates (all segments when
- * omitted). Returns the device indexes to delete and when the next empty one would expire.
+ * device, links in `leaving` not counted) for grace.graceMs; only its devices verified as
+ * this node's go (bridge of kind bridge; VXLAN device of that VNI, local address and port).
+ * A device with a segment's name but another kind, VNI, port or local address is never
+ * touched; enslaved to the bridge, it counts as a port and keeps the bridge too. vnis: the
+ * candidates (all segments when omitted). Returns the device indexes to delete and when the
+ * next empty one would expire.
  */
 export function segmentsToRemove(links: LinkInfo[], owner: SegmentOwner, grace: Grace, vnis?: Iterable<number>, leaving = new Set<number>()):
   { remove: Map<number, number[]>; nextCheck?: number } {
@@ -134,9 +131,8 @@ export function segmentsToRemove(links: LinkInfo[], owner: SegmentOwner, grace: 
   let nextCheck: number | undefined;
   if (!vnis) for (const v of [...grace.emptySince.keys()]) if (!candidates.has(v)) grace.emptySince.delete(v);
   for (const vni of candidates) {
-    const seg = verifiedSegment(links, vni, owner);
-    if (!seg) { grace.emptySince.delete(vni); continue; }
-    const { bridge, vxlan } = seg;
+    const { bridge, vxlan } = verifiedDevices(links, vni, owner);
+    if (!bridge && !vxlan) { grace.emptySince.delete(vni); continue; }
     const legs = bridge ? links.filter((l) => l.master === bridge.index && l.index !== vxlan?.index && !leaving.has(l.index)) : [];
     if (legs.length || grace.busy?.has(vni)) { grace.emptySince.delete(vni); continue; }
     const since = grace.emptySince.get(vni) ?? grace.now;

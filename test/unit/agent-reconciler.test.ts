@@ -126,6 +126,14 @@ describe('segmentsToRemove (the one segment-removal rule)', () => {
     expect(k.links_.map((l) => l.name).sort()).toEqual(before);
     expect((await removeLegsAndEmptySegments(k, { hostIfs: [], vnis: [300, 400], owner, grace: grace(0, 0) })).removed).toEqual([]);
   });
+
+  it('removes an empty bridge of ours beside a foreign VXLAN device that is not its port, leaving that device', async () => {
+    const k = new FakeKernel();
+    k.links_.push({ index: 80, name: 'plbr100', kind: 'bridge', mtu: 1500, mac: '', up: true });
+    k.links_.push({ index: 81, name: 'plvx100', kind: 'vxlan', mtu: 1500, mac: '', up: false, vxlan: { vni: 999, port: 4789, local: A } });
+    expect((await removeLegsAndEmptySegments(k, { hostIfs: [], vnis: [100], owner, grace: grace(0, 0) })).removed).toEqual([100]);
+    expect(k.links_.map((l) => l.name)).toEqual(['plvx100']);
+  });
 });
 
 describe('readSegments', () => {
