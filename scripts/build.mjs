@@ -154,7 +154,7 @@ try {
   // made every CNI call parse ~4 MB.
   if (!opt('--entry')) {
     await build({
-      entryPoints: [join(root, 'plugin/k8s/client-node-auth.ts')], bundle: true, platform: 'node', target: 'node20',
+      entryPoints: [join(root, 'overlay/kube/client-node-auth.ts')], bundle: true, platform: 'node', target: 'node20',
       format: 'cjs', outfile: join(stage, 'podlegs-kubeauth.js'), minify: true, legalComments: 'none', logLevel: 'error',
     });
   }

@@ -2,8 +2,8 @@
 import { CniError, Code } from '../cni/errors';
 import type { CmdContext } from '../cni/context';
 import type { Publish } from '../cni/add';
-import { ADD_API_BUDGET_MS, ApiBudget, KubeClient } from './http';
-import { loadApiTarget } from './kubeconfig';
+import { ADD_API_BUDGET_MS, ApiBudget, KubeClient } from '../../overlay/kube/http';
+import { loadApiTarget } from '../../overlay/kube/kubeconfig';
 import { apiFailure, podRef, PodObject, readNodeAsn, resolveSelections } from './pod-legs';
 import { buildNetworkStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
 import { bgpPeerOf, eth0FromResult } from '../bgp/peer';

@@ -3,8 +3,8 @@
 // podlegs NADs (an entry Multus wrote names its NAD and carries no VNI).
 import * as ipaddr from 'ipaddr.js';
 import { Member, MemberProblem, MembershipSource, parseMember } from '../../overlay/registry/member';
-import { KubeClient } from './http';
-import { Clock, KubeObject, ListWatch } from './list-watch';
+import { KubeClient } from '../../overlay/kube/http';
+import { Clock, KubeObject, ListWatch } from '../../overlay/kube/list-watch';
 import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
 import { nadVnis, NadVnis } from './nad';
 

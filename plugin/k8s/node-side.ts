@@ -5,12 +5,12 @@ import { asnFromText, asnProblem } from '../../overlay/values';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../../overlay/fs/atomic-write';
-import { KubeClient } from './http';
-import { ListWatch, Clock } from './list-watch';
+import { KubeClient } from '../../overlay/kube/http';
+import { ListWatch, Clock } from '../../overlay/kube/list-watch';
 import { KubernetesMembership, NadLike, PodLike, VTEP_ANNOTATION } from './membership-source';
 import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
 import { nadCachePath, NODE_ASN_LABEL, nodeAsnPath } from './pod-legs';
-import { loadApiTarget } from './kubeconfig';
+import { loadApiTarget } from '../../overlay/kube/kubeconfig';
 
 export interface NodeSideLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
 

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { CniError, Code, invalidConfig } from '../cni/errors';
 import { checkUniqueVnis, LegConf, NetworkConf, parseNetwork, PluginConf, checkLegIfname } from '../cni/config';
 import { CniEnv } from '../cni/env';
-import { ApiError, KubeClient } from './http';
+import { ApiError, KubeClient } from '../../overlay/kube/http';
 import { parseSelections, NETWORKS_ANNOTATION, Selection } from './selection';
 import { checkTrunkLegs, isTrunkEntry, parseTrunkNetwork, TrunkNetworkConf } from '../cni/trunk-config';
 import { NadConfig, NadObject, podlegsNadConfig, refKey } from './nad';

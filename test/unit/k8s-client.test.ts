@@ -3,10 +3,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FakeApiServer, kubeconfigFor, loopbackFakeApi, mergePatch } from '../k8s/fake-apiserver';
-import { KubeClient } from '../../plugin/k8s/http';
-import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
+import { KubeClient } from '../../overlay/kube/http';
+import { readKubeconfig } from '../../overlay/kube/kubeconfig';
 import { apiFailure } from '../../plugin/k8s/pod-legs';
-import { ListWatch, KubeObject } from '../../plugin/k8s/list-watch';
+import { ListWatch, KubeObject } from '../../overlay/kube/list-watch';
 import { KubernetesMembership, membersFrom, NodeLike, PodLike } from '../../plugin/k8s/membership-source';
 import { buildNetworkStatus, legsFromStatus, NETWORK_STATUS_ANNOTATION } from '../../plugin/k8s/network-status';
 import { SEEN_MS, waitUntil } from '../support/wait';

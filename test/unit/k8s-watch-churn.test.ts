@@ -6,9 +6,9 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import { FakeApiServer, kubeconfigFor, loopbackFakeApi } from '../k8s/fake-apiserver';
-import { ApiBudget, KubeClient } from '../../plugin/k8s/http';
-import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
-import { KubeObject, ListWatch } from '../../plugin/k8s/list-watch';
+import { ApiBudget, KubeClient } from '../../overlay/kube/http';
+import { readKubeconfig } from '../../overlay/kube/kubeconfig';
+import { KubeObject, ListWatch } from '../../overlay/kube/list-watch';
 import { KubernetesMembership } from '../../plugin/k8s/membership-source';
 import { kubernetesPodClient } from '../../plugin/k8s/pod-client';
 import { KubernetesPodSource } from '../../plugin/bgp/pods';
