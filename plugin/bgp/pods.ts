@@ -5,8 +5,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as ipaddr from 'ipaddr.js';
 import { listStates } from '../state';
-import type { Labels } from './labels';
-import { BGP_ASN_ANNOTATION } from './peer';
+import type { Labels } from '../cni/labels';
+import { BGP_ASN_ANNOTATION } from '../cni/bgp-peer';
 
 /** What bgp-sync needs to know about one pod. */
 export interface PodInfo {

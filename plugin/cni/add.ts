@@ -19,7 +19,7 @@ import { Result, ResultIp, ResultRoute } from './versions';
 import { appendLegs } from './result';
 import { legMtu } from './mtu';
 import { attachTrunkLeg, legVnis, planTrunkLeg, preflightTrunks } from './trunk';
-import { forgetBgpPeer, recordBgpPeer } from '../bgp/record';
+import { forgetBgpPeer, recordBgpPeer } from './bgp-record';
 
 /** Called once every leg is up, still inside the all-or-nothing section (e.g. writing network-status). */
 export type Publish = (result: Result, state: AttachmentState) => Promise<void>;

@@ -5,7 +5,7 @@ import { CniError, Code, invalidConfig } from './errors';
 import { absPath, cidr, int, isIpAddress, isObj, networkName, obj, Obj, onlyKeys, str } from './validate';
 import { checkVersion, CniVersion, parsePrevResult, Result } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
-import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
+import { parsePluginBgp, PluginBgpConf } from './bgp-conf';
 import { asnProblem, macProblem } from '../../overlay/values';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
 import { mtuLimit, vtepFamily } from '../../overlay/underlay';

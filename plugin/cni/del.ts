@@ -7,7 +7,7 @@ import type { CniEnv } from './env';
 import type { TeardownConf } from './config';
 import type { Log } from '../log';
 import { teardown } from './teardown';
-import { forgetBgpPeer } from '../bgp/record';
+import { forgetBgpPeer } from './bgp-record';
 
 export async function cmdDel({ conf, env, log }: { conf: TeardownConf; env: CniEnv; log: Log }): Promise<void> {
   const state = readState(conf.stateDir, env.containerId, env.ifname);

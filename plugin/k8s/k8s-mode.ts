@@ -6,7 +6,7 @@ import { ADD_API_BUDGET_MS, ApiBudget, KubeClient } from '../../overlay/kube/htt
 import { loadApiTarget } from '../../overlay/kube/kubeconfig';
 import { apiFailure, podRef, PodObject, readNodeAsn, resolveSelections } from './pod-legs';
 import { buildNetworkStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
-import { bgpPeerOf, eth0FromResult } from '../bgp/peer';
+import { bgpPeerOf, eth0FromResult } from '../cni/bgp-peer';
 
 export const BGP_PEER_ANNOTATION = 'podlegs.io/bgp-peer';
 
