@@ -43,7 +43,7 @@ if (args[0] === '--code-cache-train-netns') {
 }
 
 const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
-const entry = opt('--entry', join(root, 'plugin/main.ts'));
+const entry = opt('--entry', join(root, 'plugin/cli/main.ts'));
 const outfile = opt('--out', join(root, 'dist/podlegs'));
 const outdir = dirname(outfile);
 const sourcemap = args.includes('--sourcemap');

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ipaddr from 'ipaddr.js';
-import { listStates } from '../state';
+import { listStates } from '../cni/state';
 import type { Labels } from '../cni/labels';
 import { BGP_ASN_ANNOTATION } from '../cni/bgp-peer';
 

@@ -14,9 +14,9 @@ import { serveHttp } from '../../overlay/agent/http';
 import { serveCni } from '../../overlay/agent/cni-server';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
-import { listStates } from '../state';
+import { listStates } from '../cni/state';
 import { legVnis } from '../cni/trunk';
-import { runCni } from '../cni/run';
+import { runCni } from '../dispatch/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
 

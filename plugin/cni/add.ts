@@ -8,7 +8,7 @@ import { desiredState } from '../../overlay/agent/desired';
 import { applyFdb, planFdb, readSegments } from '../../overlay/agent/reconciler';
 import { hostVethName } from '../../overlay/names';
 import { legMtuLimit, MtuLimit } from '../../overlay/underlay';
-import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
+import { AttachmentState, LegState, readState, removeState, writeState } from './state';
 import { CmdContext } from './context';
 import type { Log } from '../log';
 import { CniError, Code, invalidConfig } from './errors';

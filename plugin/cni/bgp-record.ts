@@ -3,7 +3,7 @@
 // failed ADD, remove that file again.
 import type { PluginConf } from './config';
 import type { CniEnv } from './env';
-import type { AttachmentState } from '../state';
+import type { AttachmentState } from './state';
 import type { Log } from '../log';
 import { bgpPeerOf, eth0FromResult, removeBgpPeerFile, writeBgpPeerFile } from './bgp-peer';
 

@@ -10,6 +10,7 @@ import { asnProblem, macProblem } from '../../overlay/values';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
 import { mtuLimit, vtepFamily } from '../../overlay/underlay';
 import { legMtu } from './mtu';
+import type { LogConf } from '../log';
 
 export const MAX_INPUT_BYTES = MAX_STDIN;
 export const MAX_VNI = 16777215;
@@ -37,7 +38,7 @@ export interface LegConf {
 }
 /** Where membership is published: a shared directory, or (Kubernetes) the pods' network-status, with no file at all. */
 export type RegistryConf = { type: 'file'; path: string } | { type: 'kubernetes' };
-export interface LogConf { file?: string; level: string }
+export type { LogConf };
 export interface Attachment { containerID: string; ifname: string }
 export interface KubernetesConf { kubeconfig: string; globalNamespaces: string[]; multus: boolean; nodeAsn?: number }
 export type Mode = 'static' | 'kubernetes' | 'delegate';

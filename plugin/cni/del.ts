@@ -2,7 +2,7 @@
 // configuration it is called with only has to say where that state is (loadTeardownConf).
 import { Kernel } from '../../overlay/kernel/kernel';
 import { withNodeLock } from '../../overlay/node-lock';
-import { readState, removeState } from '../state';
+import { readState, removeState } from './state';
 import type { CniEnv } from './env';
 import type { TeardownConf } from './config';
 import type { Log } from '../log';

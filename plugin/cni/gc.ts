@@ -4,7 +4,7 @@ import { Kernel } from '../../overlay/kernel/kernel';
 import { withNodeLock } from '../../overlay/node-lock';
 import { isProbeName, vniOfSegmentName } from '../../overlay/names';
 import { removeSegmentIfUnused } from '../../overlay/segment';
-import { listStates, removeState } from '../state';
+import { listStates, removeState } from './state';
 import { CmdContext } from './context';
 import { teardown } from './teardown';
 import { forgetBgpPeer } from './bgp-record';
