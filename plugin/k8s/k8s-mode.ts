@@ -5,7 +5,8 @@ import type { Publish } from '../cni/add';
 import { ADD_API_BUDGET_MS, ApiBudget, KubeClient } from '../../overlay/kube/http';
 import { loadApiTarget } from '../../overlay/kube/kubeconfig';
 import { apiFailure, podRef, PodObject, readNodeAsn, resolveSelections } from './pod-legs';
-import { buildNetworkStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
+import { buildNetworkStatus } from './network-status';
+import { NETWORK_STATUS_ANNOTATION } from '../../overlay/agent/k8s/network-status';
 import { bgpPeerOf, eth0FromResult } from '../cni/bgp-peer';
 
 export const BGP_PEER_ANNOTATION = 'podlegs.io/bgp-peer';

@@ -6,7 +6,8 @@ import { FakeApiServer, loopbackFakeApi } from '../k8s/fake-apiserver';
 import { KubeClient } from '../../overlay/kube/http';
 import { readKubeconfig } from '../../overlay/kube/kubeconfig';
 import { PodObject, resolveSelections } from '../../plugin/k8s/pod-legs';
-import { buildNetworkStatus, legsFromStatus } from '../../plugin/k8s/network-status';
+import { buildNetworkStatus } from '../../plugin/k8s/network-status';
+import { legsFromStatus } from '../../overlay/agent/k8s/network-status';
 import { loadConf } from '../../plugin/cni/config';
 import { CniError } from '../../plugin/cni/errors';
 
