@@ -47,7 +47,7 @@ export async function prepareKubernetes(ctx: CmdContext, client?: KubeClient): P
       ...(l.trunk ? { vlans: l.trunk.vlans.map((v) => ({ vid: v.vid, vni: v.vni })) } : {}),
     })));
     const annotations: Record<string, string> = { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) };
-    // The same peer as the static-mode file (plugin/bgp/record.ts): eth0's gateway and the node
+    // The same peer as the static-mode file (plugin/cni/bgp-record.ts): eth0's gateway and the node
     // ASN, from the config or else the node's podlegs.io/bgp-asn label (mirrored by the agent).
     const asn = conf.bgp?.localAsn ?? conf.kubernetes!.nodeAsn ?? readNodeAsn(conf.stateDir);
     const peer = bgpPeerOf(eth0FromResult(conf.prevResult, env.ifname), asn);
