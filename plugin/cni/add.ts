@@ -5,7 +5,7 @@ import { ensureSegment } from '../../overlay/segment';
 import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
 import { hostVethName } from '../../overlay/names';
 import { legMtuLimit, MtuLimit } from '../../overlay/underlay';
-import { AttachmentState, LegState, readState, removeState, writeState } from '../state';
+import { AttachmentState, LegState, readState, removeState, writeState } from './state';
 import { CmdContext } from './context';
 import { CniError, Code, invalidConfig } from './errors';
 import { execIpam, ipamContext } from './ipam';
@@ -15,7 +15,7 @@ import { Result, ResultIp, ResultRoute } from './versions';
 import { appendLegs } from './result';
 import { legMtu } from './mtu';
 import { attachTrunkLeg, legVnis, planTrunkLeg, preflightTrunks } from './trunk';
-import { forgetBgpPeer, recordBgpPeer } from '../bgp/record';
+import { forgetBgpPeer, recordBgpPeer } from './bgp-record';
 
 /** Called once every leg is up, still inside the all-or-nothing section (e.g. writing network-status). */
 export type Publish = (result: Result, state: AttachmentState) => Promise<void>;

@@ -6,10 +6,10 @@ import { withNodeLock } from '../../overlay/node-lock';
 import { isProbeName } from '../../overlay/names';
 import { removeLegsAndEmptySegments } from '../../overlay/segment';
 import { resolveUnderlay } from '../../overlay/underlay';
-import { listStates, removeState } from '../state';
+import { listStates, removeState } from './state';
 import { CmdContext } from './context';
 import { teardown } from './teardown';
-import { forgetBgpPeer } from '../bgp/record';
+import { forgetBgpPeer } from './bgp-record';
 
 export async function cmdGc({ conf, env, log, writer }: CmdContext): Promise<void> {
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));
