@@ -104,6 +104,13 @@ export class Agent {
 
   /** Runs now, or once more after the run in progress; resolves when that is done. */
   reconcile(trigger: Trigger = 'manual'): Promise<void> {
+    if (this.debounceTimer) {
+      // A run now does what the pending one would have: it replaces it.
+      clearTimeout(this.debounceTimer);
+      this.debounceTimer = undefined;
+      trigger = stronger(this.pending, trigger);
+      this.pending = undefined;
+    }
     if (this.current) {
       this.again = stronger(this.again, trigger);
       return this.current;
@@ -237,7 +244,9 @@ export class Agent {
   nodeWriter(): NodeWriter {
     return {
       by: 'agent',
-      converge: async () => {
+      converge: async (_k, { fresh }) => {
+        // Segments that were there before this ADD are converged by this agent's runs already.
+        if (fresh.size === 0) return { changes: 0, problems: [] };
         await this.reconcile('manual');
         return { changes: this.last?.changes ?? 0, problems: this.last?.ok === false ? [this.last.error ?? 'reconcile failed'] : [] };
       },

@@ -18,10 +18,13 @@ export interface NodeWriter {
   /**
    * After an ADD plugged its legs in (and registered them): the FDB of the segments of vnis
    * as the agent's rule wants it, written before this resolves, so the pod can reach its
-   * peers when ADD returns. members: where the call registered them (the in-process writer
-   * reads remote members there; none in Kubernetes mode, where the agent alone knows them).
+   * peers when ADD returns. fresh: the VNIs whose segments this ADD created or replaced (the
+   * agent keeps every other segment converged already, so it only runs for fresh ones; the
+   * in-process writer, with nobody keeping them, refreshes them all). members: where the call
+   * registered them (the in-process writer reads remote members there; none in Kubernetes
+   * mode, where the agent alone knows them).
    */
-  converge(k: SegmentKernel, o: { vnis: Set<number>; vtep: string; members?: VniMembers }): Promise<Converged>;
+  converge(k: SegmentKernel, o: { vnis: Set<number>; fresh: Set<number>; vtep: string; members?: VniMembers }): Promise<Converged>;
   /** The grace the segment-removal rule applies to segments a teardown leaves empty. */
   grace(): Grace;
   /** Told after legs were removed (DEL, GC, a failed ADD), with the VNIs they were in. */

@@ -8,8 +8,11 @@ import * as path from 'path';
  * Replaces file with content: a unique temp file in the same directory (created O_EXCL with mode),
  * fsync, rename over file, fsync of the directory. On failure the temp file is removed.
  * The temp name starts with a dot and ends in .tmp: libcni and the registry readers skip it.
+ * durable: false skips both fsyncs (readers still see old or new content, never a mix), for
+ * soft state that a power loss makes moot anyway: the file registry's membership entries of
+ * pods that die with the node. A loaded disk makes each fsync pair cost ms (tail: 100+ ms).
  */
-export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
+export function writeFileAtomic(file: string, content: string, mode = 0o644, { durable = true }: { durable?: boolean } = {}): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
@@ -18,7 +21,7 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644): vo
     fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
     fs.writeFileSync(fd, content);
     fs.fchmodSync(fd, mode); // the umask must not narrow or the caller's mode is not what it asked
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
     fs.renameSync(tmp, file);
@@ -27,7 +30,7 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644): vo
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dir);
+  if (durable) fsyncDir(dir);
 }
 
 function fsyncDir(dir: string): void {

@@ -34,7 +34,10 @@ export class FileRegistry implements MembershipSource {
 
   register(m: Member): void {
     const dir = this.vniDir(m.vni);
-    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m));
+    // Not fsynced: membership is soft state. After a power loss the node's pods are gone, and
+    // DEL/GC withdraw their entries from the (fsynced) attachment state; an entry lost or left
+    // empty by the crash is skipped by readers as unreadable, never half-read.
+    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m), 0o644, { durable: false });
   }
 
   /** Removes a member; false when it was not registered. */

@@ -21,6 +21,10 @@ import { forgetBgpPeer, recordBgpPeer } from './bgp-record';
 export type Publish = (result: Result, state: AttachmentState) => Promise<void>;
 
 export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: Publish): Promise<Result> {
+  // Where an ADD's time goes, logged with its result: checks, legs (segments, veths, IPAM, pod side), FDB, the rest.
+  const ms: Record<string, number> = {};
+  let mark = performance.now();
+  const lap = (phase: string): void => { const t = performance.now(); ms[phase] = Math.round((t - mark) * 100) / 100; mark = t; };
   const pod = openPod(env.netns);
   const node = Kernel.open();
   try {
@@ -47,18 +51,22 @@ export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: P
     }
     await preflightTrunks(node, state.legs); // trunk legs: free names, and 8021q in the kernel
     writeState(conf.stateDir, state);
+    lap('checksMs');
     try {
       const registry = fileRegistry(conf.registry);
       const ipsByLeg = new Map<string, ResultIp[]>();
       const routes: ResultRoute[] = [];
+      const fresh = new Set<number>(); // VNIs whose segment this ADD created or replaced
       for (const leg of state.legs) {
         if (leg.trunk) {
+          for (const v of legVnis(leg)) fresh.add(v); // its segments may be new: converge them
           const t = await attachTrunkLeg({ node, pod, env, conf, u, registry, leg, save: () => writeState(conf.stateDir, state) });
           ipsByLeg.set(leg.ifname, t.ips);
           routes.push(...t.routes);
           continue;
         }
-        const { segment, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
+        const { segment, created, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
+        if (created || replaced) fresh.add(leg.vni);
         if (replaced) log.warn('replaced a VXLAN device that no longer matched this node', { vni: leg.vni, differed: replaced });
         await createAccessLeg(node, env.netns, segment, leg);
         const alloc = leg.ipam && leg.ipamContext ? execIpam('ADD', leg.ipam, leg.ipamContext, {
@@ -75,17 +83,20 @@ export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: P
         ipsByLeg.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
         routes.push(...legRoutes);
       }
+      lap('legsMs');
       // The FDB of this ADD's segments, by the node's one writer (the agent serving the call, or this process).
       if (state.legs.length) {
-        const c = await writer.converge(node, { vnis: new Set(state.legs.flatMap(legVnis)), vtep: u.vtep, members: registry });
+        const c = await writer.converge(node, { vnis: new Set(state.legs.flatMap(legVnis)), fresh, vtep: u.vtep, members: registry });
         if (c.problems.length) log.warn('FDB not fully written at ADD (the agent repairs it)', { by: writer.by, problems: c.problems });
       }
+      lap('fdbMs');
       const result = appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: ipsByLeg.get(l.ifname) ?? [] })), routes, env.netns);
       await publish?.(result, state);
       recordBgpPeer(conf, env, state, log);
       state.complete = true;
       writeState(conf.stateDir, state);
-      log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })) });
+      lap('finishMs');
+      log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })), fdbBy: writer.by, ...ms });
       return result;
     } catch (e) {
       log.warn('ADD failed, rolling back', { error: (e as Error).message });
