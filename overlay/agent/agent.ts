@@ -55,6 +55,7 @@ export class Agent {
   private debounceTimer?: NodeJS.Timeout;
   private pending?: Trigger;
   private graceTimer?: NodeJS.Timeout;
+  private graceWake?: number;
   private stopWatch?: () => void;
   private stopped = false;
   private readonly emptySince = new Map<number, number>();
@@ -71,7 +72,9 @@ export class Agent {
   }
 
   start(): void {
-    this.stopWatch = this.source.watch(() => this.kick('event'));
+    // A change to this node's own members alters nothing here (its FDB names remote members only):
+    // the registry writes of the calls this agent serves cause no run.
+    this.stopWatch = this.source.watch((hint) => { if (hint?.vtep !== this.o.localVtep) this.kick('event'); });
     this.resyncTimer = setInterval(() => this.kick('resync', 0), this.o.resyncMs);
     this.kick('start', 0);
   }
@@ -230,10 +233,17 @@ export class Agent {
       this.o.log.info('segment removed: no local leg for the grace period', { vni, graceSeconds: this.o.graceMs / 1000 });
     }
     clearTimeout(this.graceTimer);
-    if (nextCheck !== undefined && !this.stopped) {
-      this.graceTimer = setTimeout(() => this.kick('grace', 0), Math.max(0, nextCheck - this.now()) + 5);
-    }
+    this.graceTimer = undefined;
+    this.wakeAt(nextCheck);
     return removed;
+  }
+
+  /** A grace run at time t (the earliest asked for wins). */
+  private wakeAt(t: number | undefined): void {
+    if (t === undefined || this.stopped || (this.graceTimer && this.graceWake! <= t)) return;
+    clearTimeout(this.graceTimer);
+    this.graceWake = t;
+    this.graceTimer = setTimeout(() => { this.graceTimer = undefined; this.kick('grace', 0); }, Math.max(0, t - this.now()) + 5);
   }
 
   /**
@@ -251,7 +261,8 @@ export class Agent {
         return { changes: this.last?.changes ?? 0, problems: this.last?.ok === false ? [this.last.error ?? 'reconcile failed'] : [] };
       },
       grace: () => this.grace(),
-      legsRemoved: () => this.kick('event'),
+      // The teardown started the segments' grace clocks (this agent's memory): wake up when one ends.
+      legsRemoved: (r) => this.wakeAt(r.nextCheck),
     };
   }
 

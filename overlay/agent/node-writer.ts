@@ -5,7 +5,7 @@
 // (desiredState + planFdb; segmentsToRemove with no grace). runCni is given one of the two;
 // it never asks where it runs.
 import type { Member } from '../registry/member';
-import { Grace, noGrace } from '../segment';
+import { Grace, noGrace, Removal } from '../segment';
 import { convergeSegments, SegmentKernel } from './reconciler';
 
 export interface Converged { changes: number; problems: string[] }
@@ -27,8 +27,8 @@ export interface NodeWriter {
   converge(k: SegmentKernel, o: { vnis: Set<number>; fresh: Set<number>; vtep: string; members?: VniMembers }): Promise<Converged>;
   /** The grace the segment-removal rule applies to segments a teardown leaves empty. */
   grace(): Grace;
-  /** Told after legs were removed (DEL, GC, a failed ADD), with the VNIs they were in. */
-  legsRemoved(vnis: number[]): void;
+  /** Told after the rule ran on a teardown (DEL, GC, a failed ADD): what it removed, when the next empty segment is due. */
+  legsRemoved(r: Removal): void;
 }
 
 /** No agent: this process writes the FDB once and removes emptied segments at once (see noGrace). */

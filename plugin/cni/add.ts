@@ -20,9 +20,10 @@ import { forgetBgpPeer, recordBgpPeer } from './bgp-record';
 /** Called once every leg is up, still inside the all-or-nothing section (e.g. writing network-status). */
 export type Publish = (result: Result, state: AttachmentState) => Promise<void>;
 
-export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: Publish): Promise<Result> {
+/** lockMs: how long the caller waited for the node lock (logged with the phases below). */
+export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: Publish, lockMs = 0): Promise<Result> {
   // Where an ADD's time goes, logged with its result: checks, legs (segments, veths, IPAM, pod side), FDB, the rest.
-  const ms: Record<string, number> = {};
+  const ms: Record<string, number> = { lockMs: Math.round(lockMs * 100) / 100 };
   let mark = performance.now();
   const lap = (phase: string): void => { const t = performance.now(); ms[phase] = Math.round((t - mark) * 100) / 100; mark = t; };
   const pod = openPod(env.netns);

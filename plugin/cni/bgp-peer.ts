@@ -54,7 +54,8 @@ export const bgpPeerFile = (stateDir: string, containerId: string): string => pa
 
 export function writeBgpPeerFile(stateDir: string, containerId: string, peer: BgpPeer): string {
   const file = bgpPeerFile(stateDir, containerId);
-  writeFileAtomic(file, `${JSON.stringify(peer)}\n`);
+  // Not fsynced: derived from the attachment (its eth0), gone with the pod; readers never see half a file.
+  writeFileAtomic(file, `${JSON.stringify(peer)}\n`, 0o644, { durable: false });
   return file;
 }
 

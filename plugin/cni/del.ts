@@ -16,15 +16,23 @@ export async function cmdDel({ conf, env, log, writer }: { conf: TeardownConf; e
     log.debug('nothing recorded for this attachment');
     return;
   }
+  // Where a DEL's time goes, logged with it: waiting for the node lock, the teardown, the files after it.
+  const t0 = performance.now();
+  let locked = t0;
+  let tornDown = t0;
   await withNodeLock(conf.stateDir, async () => {
+    locked = performance.now();
     const node = Kernel.open();
     try {
       await teardown(node, state, env, log, writer);
     } finally {
       node.close();
     }
+    tornDown = performance.now();
   });
   forgetBgpPeer(conf.stateDir, state);
   removeState(conf.stateDir, env.containerId, env.ifname);
-  log.info('legs detached', { legs: state.legs.map((l) => l.ifname), segmentsBy: writer.by });
+  const ms = (a: number, b: number): number => Math.round((b - a) * 100) / 100;
+  log.info('legs detached', { legs: state.legs.map((l) => l.ifname), segmentsBy: writer.by,
+    lockMs: ms(t0, locked), teardownMs: ms(locked, tornDown), finishMs: ms(tornDown, performance.now()) });
 }

@@ -36,9 +36,9 @@ export async function cmdGc({ conf, env, log, writer }: CmdContext): Promise<voi
         return undefined;
       });
       if (local !== undefined) {
-        const { removed } = await removeLegsAndEmptySegments(node, { hostIfs: [], owner: { local, port: conf.underlay.port }, grace: writer.grace() });
-        for (const vni of removed) log.info('removed empty segment', { vni });
-        writer.legsRemoved([]);
+        const r = await removeLegsAndEmptySegments(node, { hostIfs: [], owner: { local, port: conf.underlay.port }, grace: writer.grace() });
+        for (const vni of r.removed) log.info('removed empty segment', { vni });
+        writer.legsRemoved(r);
       }
     } finally {
       node.close();

@@ -46,8 +46,7 @@ export async function teardown(node: Kernel, s: AttachmentState, caller: Pick<Cn
   const hostIfs = s.legs.flatMap((l) => (l.trunk ? trunkHostLinks(l) : [l.hostIf]));
   const vnis = s.legs.flatMap(legVnis);
   try {
-    await removeLegsAndEmptySegments(node, { hostIfs, vnis, owner: { local: s.vtep, port: s.port }, grace: writer.grace() });
-    writer.legsRemoved(vnis);
+    writer.legsRemoved(await removeLegsAndEmptySegments(node, { hostIfs, vnis, owner: { local: s.vtep, port: s.port }, grace: writer.grace() }));
   } catch (e) {
     errors.push(`remove legs and empty segments: ${(e as Error).message}`);
   }

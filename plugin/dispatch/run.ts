@@ -72,7 +72,8 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string, write
       case 'ADD': {
         // Kubernetes mode resolves the pod's legs through the API before taking the node lock.
         const k8s = conf.mode === 'kubernetes' ? await (await import('../k8s/k8s-mode')).prepareKubernetes(ctx) : undefined;
-        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx, k8s?.publish));
+        const asked = performance.now();
+        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx, k8s?.publish, performance.now() - asked));
         return { exitCode: 0, stdout: print(fromInternal(result, conf.cniVersion)) };
       }
       case 'CHECK': requires('0.4.0'); await cmdCheck(ctx); break;
