@@ -25,8 +25,9 @@ async function membershipSource(conf: NodeConf, node: string, vtep: string, log:
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
   const { KubernetesNodeSide } = await import('../k8s/node-side');
   const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log });
+  const hotplug = await (await import('../hotplug/start')).startHotPlug(conf, node, side, log);
   side.start();
-  return { source: side.membership, stop: () => side.stop() };
+  return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); } };
 }
 
 /** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */

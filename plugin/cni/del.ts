@@ -24,10 +24,10 @@ export async function cmdDel({ conf, env, log }: { conf: TeardownConf; env: CniE
     } finally {
       node.close();
     }
+    forgetBgpPeer(conf.stateDir, s);
+    removeState(conf.stateDir, env.containerId, env.ifname);
     return s;
   });
   if (!state) return;
-  forgetBgpPeer(conf.stateDir, state);
-  removeState(conf.stateDir, env.containerId, env.ifname);
   log.info('legs detached', { legs: state.legs.map((l) => l.ifname) });
 }

@@ -1,0 +1,260 @@
+// Hot-plug in Kubernetes mode, run by the node agent: when a running pod's networks annotation
+// gains an element, the leg is attached in the pod's recorded netns through ADD's own leg code
+// (plugin/cni/leg-set.ts) with ADD's validation (resolveSelections: NAD type, namespace rules,
+// VNI and name clashes); when an element disappears, its leg is detached. network-status follows
+// (merge-patch), so membership follows on every node; AddedInterface comes from the agent's
+// node side like for ADD's legs, RemovedInterface and refusals (Warning) from here.
+import { Kernel } from '../../overlay/kernel/kernel';
+import { withNodeLock } from '../../overlay/node-lock';
+import { legMtuLimit, MtuLimit, Underlay } from '../../overlay/underlay';
+import type { PluginConf } from '../cni/config';
+import type { CniEnv } from '../cni/env';
+import { parseCniArgs } from '../cni/env';
+import { CniError, Code } from '../cni/errors';
+import { CniVersion } from '../cni/versions';
+import { attachLegSet, detachLegSet, planLeg } from '../cni/leg-set';
+import { nodeUnderlay, openPod } from '../cni/common';
+import type { Log } from '../log';
+import { AttachmentState, listStates, readState } from '../state';
+import type { KubeClient } from '../k8s/http';
+import type { KubeObject } from '../k8s/list-watch';
+import { NETWORK_STATUS_ANNOTATION } from '../k8s/network-status';
+import { NETWORKS_ANNOTATION, parseSelections, Selection } from '../k8s/selection';
+import { PodObject, resolveSelections, ResolvedLegs } from '../k8s/pod-legs';
+import { planHotPlug, toElement } from './plan';
+import { mergeStatus, parseStatus, sameJson } from './status';
+import { staleMessage, staleReasons } from './nad-edits';
+import { currentAttachment } from './sandbox';
+import { postPodEvent } from './pod-event';
+
+export interface HotPod extends KubeObject { spec?: { nodeName?: string }; status?: { phase?: string } }
+
+export interface HotPlugOptions {
+  client: KubeClient;
+  conf: PluginConf;           // the agent's: underlay, stateDir, kubernetes (globalNamespaces)
+  nodeName: string;
+  pods: () => Iterable<HotPod>;
+  /** Changes whenever a NAD changes: a refused element is tried again then (e.g. its NAD now exists). */
+  nadVersion: () => string;
+  log: Log;
+}
+
+export class HotPlug {
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = false;
+  /** "<pod uid>|<topic>" → the message last reported, so a refusal is reported once, not every run. */
+  private reported = new Map<string, string>();
+  private u?: Underlay;
+
+  constructor(private readonly o: HotPlugOptions) {}
+
+  /** Runs soon; a kick during a run makes one more run. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) { this.again = true; return; }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.runOnce().catch((e: Error) => this.o.log.warn('hot-plug run failed', { error: e.message }));
+      } while (this.again && !this.stopped);
+    })().finally(() => { this.running = undefined; });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+  }
+
+  /** Resolves when no run is in progress (tests, the benchmark). */
+  idle(): Promise<void> { return this.running ?? Promise.resolve(); }
+
+  private async runOnce(): Promise<void> {
+    const { states } = listStates(this.o.conf.stateDir);
+    const live = new Set<string>();
+    for (const pod of this.o.pods()) {
+      if (pod.spec?.nodeName !== this.o.nodeName || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+      if ((pod.metadata as { deletionTimestamp?: string }).deletionTimestamp) continue;
+      live.add(pod.metadata.uid ?? '');
+      const m = currentAttachment(pod, states);
+      if (!m) continue;
+      if ('problem' in m) { await this.report(pod, 'sandbox', m.problem); continue; }
+      this.reported.delete(`${pod.metadata.uid}|sandbox`);
+      await this.syncPod(pod, m.state);
+    }
+    for (const k of this.reported.keys()) if (!live.has(k.split('|')[0])) this.reported.delete(k);
+  }
+
+  private async syncPod(pod: HotPod, recorded: AttachmentState): Promise<void> {
+    const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    let selections: Selection[];
+    try {
+      selections = parseSelections(pod.metadata.annotations?.[NETWORKS_ANNOTATION]);
+    } catch (e) {
+      await this.report(pod, 'annotation', `${(e as Error).message}; nothing changed`);
+      return;
+    }
+    this.reported.delete(`${pod.metadata.uid}|annotation`);
+    const podNs = pod.metadata.namespace ?? 'default';
+    const podLinks = await this.podLinks(recorded.netns);
+    const plan = planHotPlug(selections, recorded.legs.filter((l) => !l.pending), podNs, podLinks);
+    if (plan.remove.length > 0 || recorded.legs.some((l) => l.pending)) await this.detach(pod, recorded, plan.remove.map((l) => l.ifname));
+    const kept: Selection[] = plan.keep.map((k) => ({ ...k.sel, interface: k.leg.ifname }));
+    for (const sel of plan.add) {
+      const sig = JSON.stringify(toElement(sel));
+      const topic = `add ${sig}`;
+      const key = `${pod.metadata.uid}|${topic}`;
+      const tried = this.reported.get(key);
+      if (tried !== undefined && tried.startsWith(`${this.o.nadVersion()}|`)) continue; // refused before, nothing changed since
+      try {
+        await this.attach(pod, recorded, kept, sel);
+        kept.push(sel);
+        this.reported.delete(key);
+      } catch (e) {
+        const reason = e instanceof CniError ? e.message : `internal error: ${(e as Error).message}`;
+        this.reported.set(key, `${this.o.nadVersion()}|${reason}`);
+        this.o.log.warn('hot-plug refused: nothing changed in the pod', { pod: where, element: toElement(sel), reason });
+        await postPodEvent(this.o.client, pod, { reason: 'AddInterfaceRefused', type: 'Warning', host: this.o.nodeName,
+          message: `${sel.namespace ? `${sel.namespace}/` : ''}${sel.name}@${sel.interface} not attached: ${reason}` }, this.o.log);
+      }
+    }
+    await this.publishStatus(pod, recorded, kept);
+  }
+
+  /** The pod's interface names (a new element without interface takes the next free netN). */
+  private async podLinks(netns: string): Promise<string[]> {
+    const k = openPod(netns);
+    try { return (await k.links()).map((l) => l.name); } finally { k.close(); }
+  }
+
+  private async underlay(node: Kernel): Promise<Underlay> {
+    return (this.u ??= await nodeUnderlay(node, this.o.conf));
+  }
+
+  /** The runtime's view of the attachment, as its ADD recorded it (IPAM sees that ADD's CNI_PATH and CNI_ARGS). */
+  private envOf(s: AttachmentState): CniEnv {
+    return {
+      command: 'ADD', containerId: s.containerId, netns: s.netns, ifname: s.ifname, path: s.sandbox?.cniPath ?? [],
+      args: parseCniArgs(s.sandbox?.cniArgs), environ: { PATH: process.env.PATH },
+    };
+  }
+
+  /** ADD's validation for the pod's selections as they would be with `sel` added. */
+  private async resolve(pod: HotPod, state: AttachmentState, sels: Selection[]): Promise<{ conf: PluginConf; resolved: ResolvedLegs }> {
+    const conf: PluginConf = { ...this.o.conf, cniVersion: state.cniVersion as CniVersion, name: state.network };
+    const asPod: PodObject = {
+      metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace ?? 'default', ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}),
+        annotations: { [NETWORKS_ANNOTATION]: JSON.stringify(sels.map(toElement)) } },
+    };
+    const resolved = await resolveSelections(conf, this.o.client, asPod);
+    return { conf: { ...conf, networks: resolved.networks, legs: resolved.legs, ...(resolved.trunks.size ? { trunks: resolved.trunks } : {}) }, resolved };
+  }
+
+  private async attach(pod: HotPod, recorded: AttachmentState, kept: Selection[], sel: Selection): Promise<void> {
+    const { conf, resolved } = await this.resolve(pod, recorded, [...kept, sel]);
+    const legConf = resolved.legs[resolved.legs.length - 1];
+    const env = this.envOf(recorded);
+    await withNodeLock(conf.stateDir, async () => {
+      const state = this.reread(recorded);
+      const node = Kernel.open();
+      const podK = openPod(state.netns);
+      try {
+        const u = await this.underlay(node);
+        const leg = planLeg(conf, env, legConf, legMtuLimit(u));
+        await attachLegSet({ node, pod: podK, conf, env, u, log: this.o.log }, state, [leg], async () => {
+          await this.patchStatus(pod, mergeStatus(parseStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]), state.legs, new Map()));
+        });
+        recorded.legs = state.legs;
+        this.o.log.info('hot-plug: leg attached', { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, ifname: leg.ifname, network: leg.network, vni: leg.vni, mac: leg.mac, ips: leg.ips });
+      } finally {
+        podK.close();
+        node.close();
+      }
+    });
+  }
+
+  private async detach(pod: HotPod, recorded: AttachmentState, ifnames: string[]): Promise<void> {
+    const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    try {
+      const gone = await withNodeLock(this.o.conf.stateDir, async () => {
+        const state = this.reread(recorded);
+        const node = Kernel.open();
+        try {
+          const out = await detachLegSet(node, state, ifnames, this.envOf(state), this.o.conf.stateDir, this.o.log);
+          recorded.legs = state.legs;
+          return out;
+        } finally {
+          node.close();
+        }
+      });
+      for (const l of gone.filter((x) => !x.pending)) {
+        this.o.log.info('hot-unplug: leg detached', { pod: where, ifname: l.ifname, network: l.network, vni: l.vni });
+        await postPodEvent(this.o.client, pod, { reason: 'RemovedInterface', type: 'Normal', host: this.o.nodeName, message: `Remove ${l.ifname} from ${l.network} (podlegs)` }, this.o.log);
+      }
+    } catch (e) {
+      await this.report(pod, 'detach', `could not detach ${ifnames.join(', ')}: ${(e as Error).message}; the legs stay recorded and are retried`);
+    }
+  }
+
+  /** The state file again, under the node lock: a DEL may have removed it meanwhile. */
+  private reread(recorded: AttachmentState): AttachmentState {
+    const s = readState(this.o.conf.stateDir, recorded.containerId, recorded.ifname);
+    if (!s?.complete) throw new CniError(Code.TryAgainLater, `attachment ${recorded.containerId} was deleted meanwhile`);
+    return s;
+  }
+
+  /** network-status = the recorded legs (+ stale marks); patched only when it differs. */
+  private async publishStatus(pod: HotPod, state: AttachmentState, kept: Selection[]): Promise<void> {
+    const stale = await this.staleLegs(pod, state, kept);
+    const existing = parseStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
+    const want = mergeStatus(existing, state.legs, stale);
+    if (sameJson(existing, want)) return;
+    try {
+      await this.patchStatus(pod, want);
+    } catch (e) {
+      this.o.log.warn('could not update network-status; retried on the next change', { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, error: (e as Error).message });
+    }
+  }
+
+  private async patchStatus(pod: HotPod, status: unknown): Promise<void> {
+    const path = `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`;
+    await this.o.client.request(path, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { annotations: { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) } } } });
+  }
+
+  /** The NAD-edit rule (nad-edits.ts) for every kept leg: ifname → why it is stale. */
+  private async staleLegs(pod: HotPod, state: AttachmentState, kept: Selection[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (!kept.length) return out;
+    let networks: ResolvedLegs['networks'];
+    let limit: MtuLimit;
+    try {
+      networks = (await this.resolve(pod, state, kept)).resolved.networks;
+      const node = Kernel.open();
+      try { limit = legMtuLimit(await this.underlay(node)); } finally { node.close(); }
+    } catch (e) {
+      await this.report(pod, 'nads', `the NADs of the running legs cannot be read (${(e as Error).message}); running legs are left as they are`);
+      return out;
+    }
+    for (const sel of kept) {
+      const leg = state.legs.find((l) => l.ifname === sel.interface);
+      const now = leg && networks.get(leg.network);
+      if (!leg || !now) continue;
+      const reasons = staleReasons(leg, now, sel.ips, limit);
+      const topic = `stale ${leg.ifname}`;
+      if (!reasons.length) { this.reported.delete(`${pod.metadata.uid}|${topic}`); continue; }
+      const msg = staleMessage(leg, reasons);
+      out.set(leg.ifname, msg);
+      await this.report(pod, topic, msg, 'NetworkConfigStale');
+    }
+    return out;
+  }
+
+  /** Logs and posts a Warning once per pod and topic (again when the message changes). */
+  private async report(pod: HotPod, topic: string, message: string, reason = 'AddInterfaceRefused'): Promise<void> {
+    const key = `${pod.metadata.uid}|${topic}`;
+    if (this.reported.get(key) === message) return;
+    this.reported.set(key, message);
+    this.o.log.warn(`hot-plug: ${message}`, { pod: `${pod.metadata.namespace}/${pod.metadata.name}` });
+    await postPodEvent(this.o.client, pod, { reason, type: 'Warning', host: this.o.nodeName, message }, this.o.log);
+  }
+}
