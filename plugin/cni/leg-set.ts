@@ -3,6 +3,7 @@
 // file stays the single record DEL reads: the new legs go into it, marked pending, before the
 // first kernel change; they are committed, or torn down again and dropped from it.
 import { Kernel } from '../../overlay/kernel/kernel';
+import { netnsId } from '../../overlay/kernel/netns';
 import { ensureSegment } from '../../overlay/segment';
 import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
 import { FileRegistry } from '../../overlay/registry/file-registry';
@@ -12,7 +13,7 @@ import { hostVethName } from '../../overlay/names';
 import { MtuLimit, Underlay } from '../../overlay/underlay';
 import { AttachmentState, LegState, writeState } from '../state';
 import type { LegConf, PluginConf } from './config';
-import type { CniEnv } from './env';
+import { CniEnv, parseCniArgs } from './env';
 import type { Log } from '../log';
 import { CniError, Code, invalidConfig } from './errors';
 import { execIpam, ipamContext } from './ipam';
@@ -20,6 +21,25 @@ import { fileRegistry, memberOwner, teardown } from './teardown';
 import { ResultIp, ResultRoute } from './versions';
 import { legMtu } from './mtu';
 import { attachTrunkLeg, legVnis, planTrunkLeg, preflightTrunks } from './trunk';
+
+/**
+ * The runtime's view of a running attachment as its ADD recorded it: a later attach hands its
+ * IPAM plugins that ADD's CNI_PATH and CNI_ARGS (host-local keys on container + interface).
+ */
+export function sandboxEnv(s: AttachmentState): CniEnv {
+  return {
+    command: 'ADD', containerId: s.containerId, netns: s.netns, ifname: s.ifname, path: s.sandbox?.cniPath ?? [],
+    args: parseCniArgs(s.sandbox?.cniArgs), environ: { PATH: process.env.PATH },
+  };
+}
+
+/** Why a running attachment must not get another leg: its netns is gone or is another one now. */
+export function staleSandbox(s: AttachmentState): string | undefined {
+  if (!s.sandbox) return `attachment ${s.containerId} was made by a podlegs that did not record its netns identity: recreate the container to attach legs to it`;
+  const id = netnsId(s.netns);
+  if (id !== s.sandbox.netnsId) return `network namespace ${s.netns} of ${s.containerId} ${id ? 'is now another namespace' : 'is gone'}; nothing is attached to a stale sandbox`;
+  return undefined;
+}
 
 export interface LegSetContext { node: Kernel; pod: Kernel; conf: PluginConf; env: CniEnv; u: Underlay; log: Log }
 

@@ -8,11 +8,9 @@ import { Kernel } from '../../overlay/kernel/kernel';
 import { withNodeLock } from '../../overlay/node-lock';
 import { legMtuLimit, MtuLimit, Underlay } from '../../overlay/underlay';
 import type { PluginConf } from '../cni/config';
-import type { CniEnv } from '../cni/env';
-import { parseCniArgs } from '../cni/env';
 import { CniError, Code } from '../cni/errors';
 import { CniVersion } from '../cni/versions';
-import { attachLegSet, detachLegSet, planLeg } from '../cni/leg-set';
+import { attachLegSet, detachLegSet, planLeg, sandboxEnv } from '../cni/leg-set';
 import { nodeUnderlay, openPod } from '../cni/common';
 import type { Log } from '../log';
 import { AttachmentState, listStates, readState } from '../state';
@@ -131,14 +129,6 @@ export class HotPlug {
     return (this.u ??= await nodeUnderlay(node, this.o.conf));
   }
 
-  /** The runtime's view of the attachment, as its ADD recorded it (IPAM sees that ADD's CNI_PATH and CNI_ARGS). */
-  private envOf(s: AttachmentState): CniEnv {
-    return {
-      command: 'ADD', containerId: s.containerId, netns: s.netns, ifname: s.ifname, path: s.sandbox?.cniPath ?? [],
-      args: parseCniArgs(s.sandbox?.cniArgs), environ: { PATH: process.env.PATH },
-    };
-  }
-
   /** ADD's validation for the pod's selections as they would be with `sel` added. */
   private async resolve(pod: HotPod, state: AttachmentState, sels: Selection[]): Promise<{ conf: PluginConf; resolved: ResolvedLegs }> {
     const conf: PluginConf = { ...this.o.conf, cniVersion: state.cniVersion as CniVersion, name: state.network };
@@ -153,7 +143,7 @@ export class HotPlug {
   private async attach(pod: HotPod, recorded: AttachmentState, kept: Selection[], sel: Selection): Promise<void> {
     const { conf, resolved } = await this.resolve(pod, recorded, [...kept, sel]);
     const legConf = resolved.legs[resolved.legs.length - 1];
-    const env = this.envOf(recorded);
+    const env = sandboxEnv(recorded);
     await withNodeLock(conf.stateDir, async () => {
       const state = this.reread(recorded);
       const node = Kernel.open();
@@ -180,7 +170,7 @@ export class HotPlug {
         const state = this.reread(recorded);
         const node = Kernel.open();
         try {
-          const out = await detachLegSet(node, state, ifnames, this.envOf(state), this.o.conf.stateDir, this.o.log);
+          const out = await detachLegSet(node, state, ifnames, sandboxEnv(state), this.o.conf.stateDir, this.o.log);
           recorded.legs = state.legs;
           return out;
         } finally {

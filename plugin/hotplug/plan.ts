@@ -34,12 +34,18 @@ export function planHotPlug(selections: Selection[], legs: LegState[], podNamesp
   const add = [...free].map((i) => {
     const sel = selections[i];
     if (sel.interface) return sel;
-    let n = 1;
-    while (used.has(`net${n}`)) n++;
-    used.add(`net${n}`);
-    return { ...sel, interface: `net${n}` };
+    const name = nextFreeIfname(used);
+    used.add(name);
+    return { ...sel, interface: name };
   });
   return { keep, add, remove };
+}
+
+/** The first netN (N ≥ 1) not in `used`: a new leg's name when the caller gives none. */
+export function nextFreeIfname(used: Set<string>): string {
+  let n = 1;
+  while (used.has(`net${n}`)) n++;
+  return `net${n}`;
 }
 
 /** A selection back in the annotation's JSON element form (what parseSelections reads). */
