@@ -43,6 +43,8 @@ export class HotPlug {
   private stopped = false;
   /** "<pod uid>|<topic>" → the message last reported, so a refusal is reported once, not every run. */
   private reported = new Map<string, string>();
+  /** pod uid → what the pod, its NADs and its record were at its last complete sync. */
+  private readonly synced = new Map<string, string>();
   private u?: Underlay;
 
   constructor(private readonly o: HotPlugOptions) {}
@@ -78,25 +80,37 @@ export class HotPlug {
       if (!m) continue;
       if ('problem' in m) { await this.report(pod, 'sandbox', m.problem); continue; }
       this.reported.delete(`${pod.metadata.uid}|sandbox`);
-      await this.syncPod(pod, m.state);
+      // The agent sees every pod change in the cluster: a pod whose object, NADs and record are
+      // as they were when it was last synced needs nothing (no netns is entered for it).
+      const seen = `${pod.metadata.resourceVersion}|${this.o.nadVersion()}|${JSON.stringify(m.state.legs.map((l) => [l.ifname, l.pending]))}`;
+      if (this.synced.get(pod.metadata.uid ?? '') === seen) continue;
+      if (await this.syncPod(pod, m.state)) this.synced.set(pod.metadata.uid ?? '', seen);
+      else this.synced.delete(pod.metadata.uid ?? '');
     }
     for (const k of this.reported.keys()) if (!live.has(k.split('|')[0])) this.reported.delete(k);
+    for (const k of this.synced.keys()) if (!live.has(k)) this.synced.delete(k);
   }
 
-  private async syncPod(pod: HotPod, recorded: AttachmentState): Promise<void> {
+  /** True when the pod is in sync (a refusal counts: it is reported and waits for a change). */
+  private async syncPod(pod: HotPod, recorded: AttachmentState): Promise<boolean> {
     const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
     let selections: Selection[];
     try {
       selections = parseSelections(pod.metadata.annotations?.[NETWORKS_ANNOTATION]);
     } catch (e) {
       await this.report(pod, 'annotation', `${(e as Error).message}; nothing changed`);
-      return;
+      return true;
     }
     this.reported.delete(`${pod.metadata.uid}|annotation`);
     const podNs = pod.metadata.namespace ?? 'default';
-    const podLinks = await this.podLinks(recorded.netns);
-    const plan = planHotPlug(selections, recorded.legs.filter((l) => !l.pending), podNs, podLinks);
-    if (plan.remove.length > 0 || recorded.legs.some((l) => l.pending)) await this.detach(pod, recorded, plan.remove.map((l) => l.ifname));
+    const committed = recorded.legs.filter((l) => !l.pending);
+    let plan = planHotPlug(selections, committed, podNs, []);
+    // Only a new element without interface (planHotPlug names it: a new object) needs the pod's own names.
+    if (plan.add.some((a) => !selections.includes(a))) {
+      plan = planHotPlug(selections, committed, podNs, await this.podLinks(recorded.netns));
+    }
+    let ok = true;
+    if (plan.remove.length > 0 || recorded.legs.some((l) => l.pending)) ok = await this.detach(pod, recorded, plan.remove.map((l) => l.ifname));
     const kept: Selection[] = plan.keep.map((k) => ({ ...k.sel, interface: k.leg.ifname }));
     for (const sel of plan.add) {
       const sig = JSON.stringify(toElement(sel));
@@ -109,14 +123,22 @@ export class HotPlug {
         kept.push(sel);
         this.reported.delete(key);
       } catch (e) {
-        const reason = e instanceof CniError ? e.message : `internal error: ${(e as Error).message}`;
-        this.reported.set(key, `${this.o.nadVersion()}|${reason}`);
-        this.o.log.warn('hot-plug refused: nothing changed in the pod', { pod: where, element: toElement(sel), reason });
-        await postPodEvent(this.o.client, pod, { reason: 'AddInterfaceRefused', type: 'Warning', host: this.o.nodeName,
-          message: `${sel.namespace ? `${sel.namespace}/` : ''}${sel.name}@${sel.interface} not attached: ${reason}` }, this.o.log);
+        // A refusal (bad element, name clash, IPAM said no) waits for a change of the pod or a NAD;
+        // a transient failure (API, node lock, kernel) is tried again on the next run.
+        const refusal = e instanceof CniError && e.code !== Code.TryAgainLater;
+        const reason = e instanceof CniError ? e.message : `${(e as Error).message} (tried again)`;
+        const message = `${sel.namespace ? `${sel.namespace}/` : ''}${sel.name}@${sel.interface} not attached: ${reason}`;
+        if (refusal) {
+          this.reported.set(key, `${this.o.nadVersion()}|${reason}`);
+          this.o.log.warn('hot-plug refused: nothing changed in the pod', { pod: where, element: toElement(sel), reason });
+          await postPodEvent(this.o.client, pod, { reason: 'AddInterfaceRefused', type: 'Warning', host: this.o.nodeName, message }, this.o.log);
+        } else {
+          ok = false;
+          await this.report(pod, `failed ${sig}`, message, 'AddInterfaceFailed');
+        }
       }
     }
-    await this.publishStatus(pod, recorded, kept);
+    return (await this.publishStatus(pod, recorded, kept)) && ok;
   }
 
   /** The pod's interface names (a new element without interface takes the next free netN). */
@@ -163,7 +185,7 @@ export class HotPlug {
     });
   }
 
-  private async detach(pod: HotPod, recorded: AttachmentState, ifnames: string[]): Promise<void> {
+  private async detach(pod: HotPod, recorded: AttachmentState, ifnames: string[]): Promise<boolean> {
     const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
     try {
       const gone = await withNodeLock(this.o.conf.stateDir, async () => {
@@ -181,8 +203,10 @@ export class HotPlug {
         this.o.log.info('hot-unplug: leg detached', { pod: where, ifname: l.ifname, network: l.network, vni: l.vni });
         await postPodEvent(this.o.client, pod, { reason: 'RemovedInterface', type: 'Normal', host: this.o.nodeName, message: `Remove ${l.ifname} from ${l.network} (podlegs)` }, this.o.log);
       }
+      return true;
     } catch (e) {
       await this.report(pod, 'detach', `could not detach ${ifnames.join(', ')}: ${(e as Error).message}; the legs stay recorded and are retried`);
+      return false;
     }
   }
 
@@ -194,15 +218,17 @@ export class HotPlug {
   }
 
   /** network-status = the recorded legs (+ stale marks); patched only when it differs. */
-  private async publishStatus(pod: HotPod, state: AttachmentState, kept: Selection[]): Promise<void> {
+  private async publishStatus(pod: HotPod, state: AttachmentState, kept: Selection[]): Promise<boolean> {
     const stale = await this.staleLegs(pod, state, kept);
     const existing = parseStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
     const want = mergeStatus(existing, state.legs, stale);
-    if (sameJson(existing, want)) return;
+    if (sameJson(existing, want)) return true;
     try {
       await this.patchStatus(pod, want);
+      return true;
     } catch (e) {
-      this.o.log.warn('could not update network-status; retried on the next change', { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, error: (e as Error).message });
+      this.o.log.warn('could not update network-status; retried on the next run', { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, error: (e as Error).message });
+      return false;
     }
   }
 
