@@ -197,6 +197,23 @@ describe('hot-plug (Kubernetes mode, the node agent)', () => {
     api.remove('pods', 'nf', 'pc');
   });
 
+  it('a recreated sandbox: the old one (not DELed yet) gets nothing, the one the pod\'s last ADD published gets the leg', async () => {
+    const n1 = lab.nodes[0];
+    const a = [{ name: 'nf-a', interface: 'net1', ips: ['10.100.0.7/24'] }];
+    const old = await addPod('pr', n1, a);
+    const uid = api.get('pods', 'nf', 'pr')!.metadata.uid;
+    const fresh = await lab.addPod(n1, 'pr-again'); // the runtime made a new sandbox for the same pod object
+    const r = await lab.chain(fresh, 'ADD', conflist(n1), { args: podArgs('pr', fresh, uid) });
+    expect(r.code).toBe(0);
+    expect(api.get('pods', 'nf', 'pr')!.metadata.annotations['podlegs.io/sandbox']).toBe(fresh.containerId);
+    setNetworks('pr', [...a, { name: 'nf-b', interface: 'net2', ips: ['10.200.0.7/24'] }]);
+    await waitUntil('net2 in the new sandbox', async () => (await podLinks(fresh)).includes('net2'), PLUG_BOUND_MS);
+    expect(await podLinks(old)).not.toContain('net2');
+    expect(stateLegs(n1, old)).toEqual(['net1']);
+    for (const p of [old, fresh]) expect((await lab.chain(p, 'DEL', conflist(n1), { args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=pr' })).code).toBe(0);
+    api.remove('pods', 'nf', 'pr');
+  });
+
   it('meanwhile the 10 ms ping over the untouched net1 lost nothing', async () => {
     const { sent, lost } = await ping.stop();
     expect(sent).toBeGreaterThan(100);
