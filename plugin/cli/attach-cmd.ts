@@ -11,7 +11,7 @@ import { CniError, Code, invalidConfig } from '../cni/errors';
 import { nodeUnderlay, openPod } from '../cni/common';
 import { CniVersion } from '../cni/versions';
 import { attachLegSet, detachLegSet, planLeg, sandboxEnv, staleSandbox } from '../cni/leg-set';
-import { AttachmentState, readState } from '../state';
+import { AttachmentState, readState } from '../cni/state';
 import { createLog, Log } from '../log';
 import { nextFreeIfname } from '../hotplug/plan';
 import { ATTACH_USAGE, DETACH_USAGE } from './attach-usage';

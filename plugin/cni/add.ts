@@ -4,7 +4,7 @@
 import { Kernel } from '../../overlay/kernel/kernel';
 import { netnsId } from '../../overlay/kernel/netns';
 import { legMtuLimit } from '../../overlay/underlay';
-import { AttachmentState, readState, removeState, writeState } from '../state';
+import { AttachmentState, readState, removeState, writeState } from './state';
 import { CmdContext } from './context';
 import { CniError, Code } from './errors';
 import { formatCniArgs } from './ipam';
@@ -12,7 +12,7 @@ import { nodeUnderlay, openPod } from './common';
 import { Result } from './versions';
 import { appendLegs } from './result';
 import { attachPreflighted, planLeg, preflightLegs } from './leg-set';
-import { forgetBgpPeer, recordBgpPeer } from '../bgp/record';
+import { forgetBgpPeer, recordBgpPeer } from './bgp-record';
 
 /** Called once every leg is up, still inside the all-or-nothing section (e.g. writing network-status). */
 export type Publish = (result: Result, state: AttachmentState) => Promise<void>;

@@ -11,7 +11,7 @@ import { desiredState } from '../../overlay/agent/desired';
 import { applyFdb, planFdb, readSegments } from '../../overlay/agent/reconciler';
 import { hostVethName } from '../../overlay/names';
 import { MtuLimit, Underlay } from '../../overlay/underlay';
-import { AttachmentState, LegState, writeState } from '../state';
+import { AttachmentState, LegState, writeState } from './state';
 import type { LegConf, PluginConf } from './config';
 import { CniEnv, parseCniArgs } from './env';
 import type { Log } from '../log';

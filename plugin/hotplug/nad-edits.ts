@@ -8,7 +8,7 @@
 import type { NetworkConf } from '../cni/config';
 import { legMtu } from '../cni/mtu';
 import type { MtuLimit } from '../../overlay/underlay';
-import type { LegState } from '../state';
+import type { LegState } from '../cni/state';
 import { sameJson } from './status';
 
 /** Why the running leg no longer matches its NAD (empty: it matches, or the change applies live). */

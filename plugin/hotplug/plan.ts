@@ -3,7 +3,7 @@
 // new (an element without `interface` gets the next free netN), and which recorded legs no
 // element selects any more. Unplug identifies a leg by what was recorded when it was attached.
 import type { Selection } from '../k8s/selection';
-import type { LegState } from '../state';
+import type { LegState } from '../cni/state';
 
 export interface Kept { sel: Selection; leg: LegState }
 export interface HotPlan { keep: Kept[]; add: Selection[]; remove: LegState[] }

@@ -1,6 +1,6 @@
 // One Event on a pod, as Multus posts its AddedInterface: best effort, failures are logged.
-import type { KubeClient } from '../k8s/http';
-import type { KubeObject } from '../k8s/list-watch';
+import type { KubeClient } from '../../overlay/kube/http';
+import type { KubeObject } from '../../overlay/kube/list-watch';
 
 export interface EventLog { warn(m: string, meta?: Record<string, unknown>): void }
 

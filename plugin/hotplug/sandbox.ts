@@ -3,8 +3,8 @@
 // still names the netns ADD saw. A sandbox that is gone or was recreated gets nothing: its new
 // ADD attaches the legs, as the runtime does today.
 import { staleSandbox } from '../cni/leg-set';
-import type { AttachmentState } from '../state';
-import type { KubeObject } from '../k8s/list-watch';
+import type { AttachmentState } from '../cni/state';
+import type { KubeObject } from '../../overlay/kube/list-watch';
 import { SANDBOX_ANNOTATION } from '../k8s/k8s-mode';
 
 export type SandboxMatch = { state: AttachmentState } | { problem: string } | undefined;

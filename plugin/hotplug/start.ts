@@ -2,9 +2,9 @@
 // a periodic run (a change that arrived while an ADD was finishing is picked up then).
 import type { PluginConf } from '../cni/config';
 import type { Log } from '../log';
-import { KubeClient } from '../k8s/http';
-import { loadApiTarget } from '../k8s/kubeconfig';
-import type { KubernetesNodeSide } from '../k8s/node-side';
+import { KubeClient } from '../../overlay/kube/http';
+import { loadApiTarget } from '../../overlay/kube/kubeconfig';
+import type { KubernetesNodeSide } from '../../overlay/agent/k8s/node-side';
 import { HotPlug } from './controller';
 
 const PERIOD_MS = 10_000;

@@ -1,8 +1,9 @@
 // network-status after a hot-plug: the entries podlegs did not write (eth0 first) stay as they
 // are, podlegs' entries are rebuilt from the recorded legs — the same entries ADD writes — and a
 // leg whose NAD changed in a way that cannot be applied live carries STALE_KEY with the reason.
-import { buildNetworkStatus, NetworkStatus, VLANS_KEY, VNI_KEY } from '../k8s/network-status';
-import type { LegState } from '../state';
+import { buildNetworkStatus } from '../k8s/network-status';
+import { NetworkStatus, VLANS_KEY, VNI_KEY } from '../../overlay/agent/k8s/network-status';
+import type { LegState } from '../cni/state';
 
 /**
  * NPWG network-status has no per-entry condition field; like podlegs.io/vni this is a

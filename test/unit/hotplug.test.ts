@@ -7,7 +7,7 @@ import { staleReasons } from '../../plugin/hotplug/nad-edits';
 import { currentAttachment } from '../../plugin/hotplug/sandbox';
 import { parseSelections } from '../../plugin/k8s/selection';
 import { netnsId } from '../../overlay/kernel/netns';
-import type { AttachmentState, LegState } from '../../plugin/state';
+import type { AttachmentState, LegState } from '../../plugin/cni/state';
 
 const leg = (network: string, ifname: string, extra: Partial<LegState> = {}): LegState => ({ network, vni: 100, ifname, hostIf: `pl${ifname}`, mtu: 1450, ips: [], ...extra });
 const limit = { max: 1450, why: 'underlay MTU 1500 - 50' };
