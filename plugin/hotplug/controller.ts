@@ -14,13 +14,13 @@ import { attachLegSet, detachLegSet, planLeg, sandboxEnv } from '../cni/leg-set'
 import { nodeUnderlay, openPod } from '../cni/common';
 import type { Log } from '../log';
 import { AttachmentState, listStates, readState } from '../cni/state';
-import type { KubeClient } from '../../overlay/kube/http';
+import { ApiError, KubeClient } from '../../overlay/kube/http';
 import type { KubeObject } from '../../overlay/kube/list-watch';
-import { NETWORK_STATUS_ANNOTATION } from '../../overlay/agent/k8s/network-status';
+import { NETWORK_STATUS_ANNOTATION, NetworkStatus } from '../../overlay/agent/k8s/network-status';
 import { NETWORKS_ANNOTATION, parseSelections, Selection } from '../k8s/selection';
 import { PodObject, resolveSelections, ResolvedLegs } from '../k8s/pod-legs';
 import { planHotPlug, toElement } from './plan';
-import { mergeStatus, parseStatus, sameJson } from './status';
+import { mergeStatus, parseStatus, sameJson, STALE_KEY } from './status';
 import { staleMessage, staleReasons } from './nad-edits';
 import { currentAttachment } from './sandbox';
 import { postPodEvent } from './pod-event';
@@ -174,7 +174,7 @@ export class HotPlug {
         const u = await this.underlay(node);
         const leg = planLeg(conf, env, legConf, legMtuLimit(u));
         await attachLegSet({ node, pod: podK, conf, env, u, log: this.o.log }, state, [leg], async () => {
-          await this.patchStatus(pod, mergeStatus(parseStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]), state.legs, new Map()));
+          await this.patchStatus(pod, (existing) => mergeStatus(existing, state.legs, this.staleMarks(existing)));
         });
         recorded.legs = state.legs;
         this.o.log.info('hot-plug: leg attached', { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, ifname: leg.ifname, network: leg.network, vni: leg.vni, mac: leg.mac, ips: leg.ips });
@@ -221,10 +221,9 @@ export class HotPlug {
   private async publishStatus(pod: HotPod, state: AttachmentState, kept: Selection[]): Promise<boolean> {
     const stale = await this.staleLegs(pod, state, kept);
     const existing = parseStatus(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]);
-    const want = mergeStatus(existing, state.legs, stale);
-    if (sameJson(existing, want)) return true;
+    if (sameJson(existing, mergeStatus(existing, state.legs, stale))) return true;
     try {
-      await this.patchStatus(pod, want);
+      await this.patchStatus(pod, (fresh) => mergeStatus(fresh, state.legs, stale));
       return true;
     } catch (e) {
       this.o.log.warn('could not update network-status; retried on the next run', { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, error: (e as Error).message });
@@ -232,9 +231,29 @@ export class HotPlug {
     }
   }
 
-  private async patchStatus(pod: HotPod, status: unknown): Promise<void> {
+  /**
+   * network-status from the pod as the API has it now, written only if nobody wrote it meanwhile
+   * (resourceVersion-guarded merge-patch; a conflict is read again and retried): another writer
+   * (a trunk edit, the runtime's ADD) is never overwritten with an older list.
+   */
+  private async patchStatus(pod: HotPod, build: (existing: NetworkStatus[]) => NetworkStatus[]): Promise<void> {
     const path = `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`;
-    await this.o.client.request(path, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { annotations: { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) } } } });
+    for (let attempt = 1; ; attempt++) {
+      const now = await this.o.client.request<HotPod>(path);
+      if (now.metadata.uid !== pod.metadata.uid) throw new CniError(Code.TryAgainLater, `pod ${pod.metadata.namespace}/${pod.metadata.name} was recreated`);
+      const status = build(parseStatus(now.metadata.annotations?.[NETWORK_STATUS_ANNOTATION]));
+      try {
+        await this.o.client.request(path, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { resourceVersion: now.metadata.resourceVersion, annotations: { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) } } } });
+        return;
+      } catch (e) {
+        if (!(e instanceof ApiError && e.status === 409) || attempt >= 5) throw e;
+      }
+    }
+  }
+
+  /** The stale marks a network-status list carries now (kept while a leg is attached). */
+  private staleMarks(existing: NetworkStatus[]): Map<string, string> {
+    return new Map(existing.filter((e) => typeof e[STALE_KEY] === 'string').map((e) => [String(e.interface), String(e[STALE_KEY])]));
   }
 
   /** The NAD-edit rule (nad-edits.ts) for every kept leg: ifname → why it is stale. */
