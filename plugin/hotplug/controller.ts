@@ -34,6 +34,8 @@ export interface HotPlugOptions {
   pods: () => Iterable<HotPod>;
   /** Changes whenever a NAD changes: a refused element is tried again then (e.g. its NAD now exists). */
   nadVersion: () => string;
+  /** After a leg was attached or detached: the agent reconciles that segment's flood list now. */
+  onLegsChanged?: () => void;
   log: Log;
 }
 
@@ -177,6 +179,7 @@ export class HotPlug {
           await this.patchStatus(pod, (existing) => mergeStatus(existing, state.legs, this.staleMarks(existing)));
         });
         recorded.legs = state.legs;
+        this.o.onLegsChanged?.();
         this.o.log.info('hot-plug: leg attached', { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, ifname: leg.ifname, network: leg.network, vni: leg.vni, mac: leg.mac, ips: leg.ips });
       } finally {
         podK.close();
@@ -194,6 +197,7 @@ export class HotPlug {
         try {
           const out = await detachLegSet(node, state, ifnames, sandboxEnv(state), this.o.conf.stateDir, this.o.log);
           recorded.legs = state.legs;
+          if (out.length) this.o.onLegsChanged?.();
           return out;
         } finally {
           node.close();

@@ -10,13 +10,13 @@ import { HotPlug } from './controller';
 const PERIOD_MS = 10_000;
 
 /** undefined with Multus (kubernetes.multus): its dynamic-networks controller owns the annotation then. */
-export async function startHotPlug(conf: PluginConf, nodeName: string, side: KubernetesNodeSide, log: Log): Promise<{ stop(): Promise<void> } | undefined> {
+export async function startHotPlug(conf: PluginConf, nodeName: string, side: KubernetesNodeSide, log: Log, onLegsChanged: () => void): Promise<{ stop(): Promise<void> } | undefined> {
   const k8s = conf.kubernetes;
   if (!k8s || k8s.multus) return undefined;
   const client = new KubeClient(await loadApiTarget(k8s.kubeconfig), () => loadApiTarget(k8s.kubeconfig));
   const pods = side.membership.pods;
   const hp = new HotPlug({
-    client, conf, nodeName, log,
+    client, conf, nodeName, log, onLegsChanged,
     pods: () => (pods.synced ? pods.items.values() : []),
     nadVersion: () => [...side.nads.items.values()].map((n) => n.metadata.resourceVersion).join(','),
   });
