@@ -149,8 +149,14 @@ export class HotPlug {
     try { return (await k.links()).map((l) => l.name); } finally { k.close(); }
   }
 
+  /** The underlay as the agent resolved it once (the agent itself resolves it once at start). */
   private async underlay(node: Kernel): Promise<Underlay> {
     return (this.u ??= await nodeUnderlay(node, this.o.conf));
+  }
+
+  private async withNode<T>(fn: (node: Kernel) => Promise<T>): Promise<T> {
+    const node = Kernel.open();
+    try { return await fn(node); } finally { node.close(); }
   }
 
   /** ADD's validation for the pod's selections as they would be with `sel` added. */
@@ -268,8 +274,7 @@ export class HotPlug {
     let limit: MtuLimit;
     try {
       networks = (await this.resolve(pod, state, kept)).resolved.networks;
-      const node = Kernel.open();
-      try { limit = legMtuLimit(await this.underlay(node)); } finally { node.close(); }
+      limit = legMtuLimit(this.u ?? await this.withNode((node) => this.underlay(node)));
     } catch (e) {
       await this.report(pod, 'nads', `the NADs of the running legs cannot be read (${(e as Error).message}); running legs are left as they are`);
       return out;
