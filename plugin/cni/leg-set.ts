@@ -84,7 +84,10 @@ export async function attachLegSet(c: LegSetContext, state: AttachmentState, leg
 export async function attachPreflighted(c: LegSetContext, state: AttachmentState, legs: LegState[], commit?: (attached: AttachedLegs) => Promise<void>): Promise<AttachedLegs> {
   const { node, pod, conf, env, u, log } = c;
   const before = state.legs;
-  for (const l of legs) l.pending = true;
+  for (const l of legs) {
+    l.pending = true;
+    if (state.complete) l.late = true; // a running attachment: not part of ADD's result
+  }
   state.legs = [...before, ...legs];
   const save = (): void => writeState(conf.stateDir, state);
   save();

@@ -28,6 +28,8 @@ export interface LegState {
    * (the attacher died) is torn down by the next attach or detach of the attachment, and by DEL.
    */
   pending?: boolean;
+  /** Attached to the running attachment after its ADD: the runtime's prevResult does not list it (CHECK knows). */
+  late?: boolean;
 }
 
 export interface TrunkVlanState {

@@ -134,6 +134,13 @@ describe('hot-plug (Kubernetes mode, the node agent)', () => {
     await waitUntil('net2 answers across nodes', async () => (await lab.sh('ping -n -c 1 -W 1 10.200.0.2', { netns: pa.nsName, allowFail: true })).code === 0, PLUG_BOUND_MS);
     expect(status('pa')[0]).toMatchObject({ interface: 'eth0', default: true }); // eth0 kept, first
     await waitUntil('AddedInterface net2', async () => events('pa', 'AddedInterface').some((e) => e.message.includes('net2')), PLUG_BOUND_MS);
+    // The runtime's CHECK (prevResult = ADD's result, without net2) still passes, net2 checked too.
+    const check = await lab.exec(lab.nodes[0], 'podlegs', { command: 'CHECK', pod: pa, conf: { ...podlegsEntry(lab.nodes[0]), name: 'cilium', cniVersion: '1.0.0', prevResult: lab.cachedResult(pa, 'cilium') } });
+    expect({ code: check.code, out: check.stdout }).toEqual({ code: 0, out: '' });
+    await lab.sh('ip link set dev net2 down', { netns: pa.nsName });
+    const broken = await lab.exec(lab.nodes[0], 'podlegs', { command: 'CHECK', pod: pa, conf: { ...podlegsEntry(lab.nodes[0]), name: 'cilium', cniVersion: '1.0.0', prevResult: lab.cachedResult(pa, 'cilium') } });
+    expect(broken.stdout).toMatch(/leg net2 is down/);
+    await lab.sh('ip link set dev net2 up', { netns: pa.nsName });
   });
 
   it('refused elements (unknown NAD, foreign namespace, name clash) change nothing and an Event says why', async () => {
