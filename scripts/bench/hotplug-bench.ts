@@ -1,7 +1,9 @@
 // Hot-plug figures (printed, never asserted): time from the annotation change (one PATCH of
 // the pod, as `kubectl annotate` makes) to the new leg answering a ping across nodes, and from
 // the element's removal to the other node's flood entry for this one being gone; p50/p99 over
-// BENCH_HOTPLUG_ITER (≥ 20) plugs, against the 1 s target. Two lab nodes, the fake API, one
+// BENCH_HOTPLUG_ITER (≥ 20) plugs, against the 1 s target. In between: network-status written
+// (this node's agent) and both nodes' flood entries in place (both agents); the ping adds the
+// pod's own ARP (a request sent before the flood entries exist is retransmitted after 1 s). Two lab nodes, the fake API, one
 // agent per node; the leg's address comes from host-local IPAM (the comma form has no ips).
 // Bundled and run by scripts/bench-hotplug.mjs, as root.
 import * as fs from 'fs';
@@ -65,14 +67,16 @@ async function main(): Promise<void> {
     await add('pb', n2, JSON.stringify([{ name: 'nf-a', interface: 'net1', ips: ['10.100.0.2/24'] }, { name: 'nf-b', interface: 'net2', ips: ['10.200.0.2/24'] }]));
     const setNetworks = (v: string): void => { const p = api.get('pods', 'nf', 'pa')!; p.metadata.annotations[NETWORKS] = v; api.put('pods', p); };
     const pings = async (): Promise<boolean> => (await lab.sh('ping -n -c 1 -W 0.1 10.200.0.2', { netns: pa.nsName, allowFail: true })).code === 0;
-    const floods = async (): Promise<boolean> => {
-      const r = await lab.sh('bridge -j fdb show dev plvx200', { netns: n2.nsName });
-      return (JSON.parse(r.stdout || '[]') as Json[]).some((e) => e.mac === '00:00:00:00:00:00' && e.dst === n1.vtep);
+    const floodsFrom = async (from: LabNode, to: string): Promise<boolean> => {
+      const r = await lab.sh('bridge -j fdb show dev plvx200', { netns: from.nsName, allowFail: true });
+      return r.code === 0 && (JSON.parse(r.stdout || '[]') as Json[]).some((e) => e.mac === '00:00:00:00:00:00' && e.dst === to);
     };
+    const floods = (): Promise<boolean> => floodsFrom(n2, n1.vtep);
     const hasNet2 = async (): Promise<boolean> => (await lab.sh('ip -o link show dev net2', { netns: pa.nsName, allowFail: true })).code === 0;
     const statusHasNet2 = (): boolean => (JSON.parse(api.get('pods', 'nf', 'pa')!.metadata.annotations['k8s.v1.cni.cncf.io/network-status'] ?? '[]') as Json[]).some((e) => e.interface === 'net2');
     const plug: number[] = [];
     const written: number[] = [];
+    const flooding: number[] = [];
     const unplug: number[] = [];
     for (let i = 0; i < ITER + 1; i++) {
       const t0 = now();
@@ -80,15 +84,16 @@ async function main(): Promise<void> {
       // When the agent's network-status write lands (the fake API is in this process).
       let tStatus = 0;
       const watch = setInterval(() => { if (!tStatus && statusHasNet2()) tStatus = now(); }, 1);
+      const tFlood = await until('both nodes flood VNI 200 to each other', async () => (await floods()) && floodsFrom(n1, n2.vtep));
       const t1 = await until('net2 answers', pings);
       clearInterval(watch);
-      await until('n2 floods to n1', floods);
       const t2 = now();
       setNetworks('nf-a@net1');
       const t3 = await until('n2 flood entry to n1 gone', async () => !(await floods()));
       await until('net2 gone from the pod', async () => !(await hasNet2()));
       if (i === 0) continue; // warm-up
       plug.push(t1 - t0);
+      flooding.push(tFlood - t0);
       written.push((tStatus || t1) - t0);
       unplug.push(t3 - t2);
     }
@@ -96,6 +101,7 @@ async function main(): Promise<void> {
     console.log(`\nHot-plug in Kubernetes mode (2 lab nodes, fake API, ${ITER} plugs + 1 warm-up; polled: one ping (100 ms timeout) or fdb dump process at a time)`);
     console.log(`  load average while measuring: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (${os.cpus().length} cores)`);
     console.log(row('plug: annotation PATCH → network-status lists the leg', written));
+    console.log(row('plug: annotation PATCH → both nodes flood to each other', flooding));
     console.log(row('plug: annotation PATCH → new leg answers a ping', plug));
     console.log(row('unplug: annotation PATCH → other node\'s flood entry gone', unplug));
   } finally {
