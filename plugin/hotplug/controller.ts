@@ -25,6 +25,9 @@ import { staleMessage, staleReasons } from './nad-edits';
 import { currentAttachment } from './sandbox';
 import { postPodEvent } from './pod-event';
 
+/** A transient failure (API, node lock, kernel) is tried again after this long (the periodic run). */
+const RETRY_MS = 9_000; // just under the periodic run (start.ts)
+
 export interface HotPod extends KubeObject { spec?: { nodeName?: string }; status?: { phase?: string } }
 
 export interface HotPlugOptions {
@@ -45,6 +48,8 @@ export class HotPlug {
   private stopped = false;
   /** "<pod uid>|<topic>" → the message last reported, so a refusal is reported once, not every run. */
   private reported = new Map<string, string>();
+  /** "<pod uid>|add <element>" or "<pod uid>|detach" → when a transiently failed change may be tried again. */
+  private readonly retryAt = new Map<string, number>();
   /** pod uid → what the pod, its NADs and its record were at its last complete sync. */
   private readonly synced = new Map<string, string>();
   private u?: Underlay;
@@ -91,6 +96,7 @@ export class HotPlug {
     }
     for (const k of this.reported.keys()) if (!live.has(k.split('|')[0])) this.reported.delete(k);
     for (const k of this.synced.keys()) if (!live.has(k)) this.synced.delete(k);
+    for (const k of this.retryAt.keys()) if (!live.has(k.split('|')[0])) this.retryAt.delete(k);
   }
 
   /** True when the pod is in sync (a refusal counts: it is reported and waits for a change). */
@@ -112,7 +118,12 @@ export class HotPlug {
       plan = planHotPlug(selections, committed, podNs, await this.podLinks(recorded.netns));
     }
     let ok = true;
-    if (plan.remove.length > 0 || recorded.legs.some((l) => l.pending)) ok = await this.detach(pod, recorded, plan.remove.map((l) => l.ifname));
+    const detachKey = `${pod.metadata.uid}|detach`;
+    if (plan.remove.length > 0 || recorded.legs.some((l) => l.pending)) {
+      if ((this.retryAt.get(detachKey) ?? 0) > Date.now()) ok = false;
+      else if (!(ok = await this.detach(pod, recorded, plan.remove.map((l) => l.ifname)))) this.retryAt.set(detachKey, Date.now() + RETRY_MS);
+      else this.retryAt.delete(detachKey);
+    }
     const kept: Selection[] = plan.keep.map((k) => ({ ...k.sel, interface: k.leg.ifname }));
     for (const sel of plan.add) {
       const sig = JSON.stringify(toElement(sel));
@@ -120,10 +131,12 @@ export class HotPlug {
       const key = `${pod.metadata.uid}|${topic}`;
       const tried = this.reported.get(key);
       if (tried !== undefined && tried.startsWith(`${this.o.nadVersion()}|`)) continue; // refused before, nothing changed since
+      if ((this.retryAt.get(key) ?? 0) > Date.now()) { ok = false; continue; } // failed a moment ago: not at every pod event
       try {
         await this.attach(pod, recorded, kept, sel);
         kept.push(sel);
         this.reported.delete(key);
+        this.retryAt.delete(key);
       } catch (e) {
         // A refusal (bad element, name clash, IPAM said no) waits for a change of the pod or a NAD;
         // a transient failure (API, node lock, kernel) is tried again on the next run.
@@ -136,6 +149,7 @@ export class HotPlug {
           await postPodEvent(this.o.client, pod, { reason: 'AddInterfaceRefused', type: 'Warning', host: this.o.nodeName, message }, this.o.log);
         } else {
           ok = false;
+          this.retryAt.set(key, Date.now() + RETRY_MS);
           await this.report(pod, `failed ${sig}`, message, 'AddInterfaceFailed');
         }
       }
