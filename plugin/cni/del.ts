@@ -11,8 +11,7 @@ import { forgetBgpPeer } from './bgp-record';
 import type { NodeWriter } from '../../overlay/agent/node-writer';
 
 export async function cmdDel({ conf, env, log, writer }: { conf: TeardownConf; env: CniEnv; log: Log; writer: NodeWriter }): Promise<void> {
-  const state = readState(conf.stateDir, env.containerId, env.ifname);
-  if (!state) {
+  if (!readState(conf.stateDir, env.containerId, env.ifname)) {
     log.debug('nothing recorded for this attachment');
     return;
   }
@@ -20,18 +19,23 @@ export async function cmdDel({ conf, env, log, writer }: { conf: TeardownConf; e
   const t0 = performance.now();
   let locked = t0;
   let tornDown = t0;
-  await withNodeLock(conf.stateDir, async () => {
+  // Read again under the lock: a hot-plug (or `podlegs attach`) may have added a leg meanwhile.
+  const state = await withNodeLock(conf.stateDir, async () => {
     locked = performance.now();
+    const s = readState(conf.stateDir, env.containerId, env.ifname);
+    if (!s) return undefined;
     const node = Kernel.open();
     try {
-      await teardown(node, state, env, log, writer);
+      await teardown(node, s, env, log, writer);
     } finally {
       node.close();
     }
     tornDown = performance.now();
+    forgetBgpPeer(conf.stateDir, s);
+    removeState(conf.stateDir, env.containerId, env.ifname);
+    return s;
   });
-  forgetBgpPeer(conf.stateDir, state);
-  removeState(conf.stateDir, env.containerId, env.ifname);
+  if (!state) return;
   const ms = (a: number, b: number): number => Math.round((b - a) * 100) / 100;
   log.info('legs detached', { legs: state.legs.map((l) => l.ifname), segmentsBy: writer.by,
     lockMs: ms(t0, locked), teardownMs: ms(locked, tornDown), finishMs: ms(tornDown, performance.now()) });
