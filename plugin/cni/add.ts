@@ -3,6 +3,7 @@
 import { Kernel } from '../../overlay/kernel/kernel';
 import { ensureSegment } from '../../overlay/segment';
 import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
+import { guardAccessLeg, guardOf } from './guard';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import { desiredState } from '../../overlay/agent/desired';
 import { applyFdb, planFdb, readSegments } from '../../overlay/agent/reconciler';
@@ -64,7 +65,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         }
         const { segment, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
         if (replaced) log.warn('replaced a VXLAN device that no longer matched this node', { vni: leg.vni, differed: replaced });
-        await createAccessLeg(node, env.netns, segment, leg);
+        const host = await createAccessLeg(node, env.netns, segment, leg);
         const alloc = leg.ipam && leg.ipamContext ? execIpam('ADD', leg.ipam, leg.ipamContext, {
           cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
         }) : undefined;
@@ -73,6 +74,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
         if (legRoutes.some((r) => /^(0\.0\.0\.0|::)\/0$/.test(r.dst))) {
           throw invalidConfig(`IPAM of network ${leg.network} returned a default route; eth0 keeps the default route, remove it from the ipam "routes"`);
         }
+        if (leg.guard) await guardAccessLeg(node, pod, host.index, leg); // before the pod side goes up
         const link = await configurePodSide(pod, leg.ifname, leg.ips, legRoutes);
         leg.mac = link.mac;
         registry?.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
@@ -108,6 +110,7 @@ function planLegs(conf: CmdContext['conf'], env: CmdContext['env'], limit: MtuLi
       network: net.name, vni: net.vni, ifname: l.interface, hostIf: hostVethName(env.containerId, env.ifname, l.interface),
       mtu: legMtu(`network ${net.name}`, net.mtu, limit), ips: l.ips ?? [],
       ...(l.mac ? { mac: l.mac } : {}),
+      ...guardOf(l, net),
       ...(!l.ips && net.ipam ? { ipam: net.ipam, ipamContext: ipamContext(net, l, env.args) } : {}),
     };
   });
