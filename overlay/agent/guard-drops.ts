@@ -22,6 +22,7 @@ export class GuardDrops {
   private readonly last = new Map<string, { drops: number; labels: Record<'network' | 'pod' | 'interface' | 'reason', string> }>(); // by hostIf
   private readonly lastWarned = new Map<string, number>(); // hostIf → Date.now() of the last report
 
+  /** k: a netlink connection of the guard counters' own (not shared with the reconciler: dumps would interleave). */
   constructor(
     private readonly k: Kernel,
     private readonly devices: () => GuardedDevice[],
@@ -32,7 +33,9 @@ export class GuardDrops {
   async read(): Promise<GuardDropRow[]> {
     const want = this.devices();
     if (want.length === 0) return [];
-    const [links, drops] = await Promise.all([this.k.links(), this.k.clsactDrops()]);
+    // One dump at a time: a netlink socket cannot interleave two (the kernel answers EIO/EBUSY).
+    const links = await this.k.links();
+    const drops = await this.k.clsactDrops();
     const byName = new Map(links.map((l) => [l.name, l.index]));
     const out: GuardDropRow[] = [];
     for (const d of want) {
@@ -42,8 +45,15 @@ export class GuardDrops {
     return out;
   }
 
-  /** Reads the counters, adds what is new to the metric, reports rising legs (rate-limited). */
-  async poll(): Promise<GuardDropRow[]> {
+  private polling: Promise<GuardDropRow[]> | undefined;
+
+  /** Reads the counters, adds what is new to the metric, reports rising legs (rate-limited). Calls in flight are shared. */
+  poll(): Promise<GuardDropRow[]> {
+    this.polling ??= this.pollOnce().finally(() => { this.polling = undefined; });
+    return this.polling;
+  }
+
+  private async pollOnce(): Promise<GuardDropRow[]> {
     const rows = await this.read();
     const now = (this.o.now ?? Date.now)();
     const seen = new Set<string>();

@@ -80,7 +80,8 @@ export async function runAgent(conf: NodeConf): Promise<number> {
       exclusive: (fn) => withNodeLock(conf.stateDir, fn, 2000),
     });
     agent = a;
-    const guards = new GuardDrops(k, () => guardedDevices(listStates(conf.stateDir).states), {
+    const guardKernel = Kernel.open();
+    const guards = new GuardDrops(guardKernel, () => guardedDevices(listStates(conf.stateDir).states), {
       metrics,
       onDrops: (d, fresh) => {
         log.warn('leg guard dropped spoofed frames', { network: d.network, pod: d.pod, interface: d.interface, hostIf: d.hostIf, drops: d.drops, new: fresh });
@@ -114,6 +115,8 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     await cni.close();
     // The kernel keeps every entry: a restarted agent diffs against it, traffic never stops.
     clearInterval(guardTimer);
+    await guards.poll().catch(() => undefined);
+    guardKernel.close();
     await a.stop();
     stopSource();
     await new Promise<void>((resolve) => server.close(() => resolve()));
