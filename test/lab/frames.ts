@@ -28,3 +28,29 @@ export async function sendFrames(lab: Lab, pod: LabPod, iface: string, frames: s
   const all = Array.from({ length: times }, () => frames).flat();
   await lab.sh(`python3 -c '${SEND}' ${iface} ${all.join(' ')}`, { netns: pod.nsName });
 }
+
+const ip6 = (ip: string): string => {
+  const [head, tail] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => g.padStart(4, '0')).join('');
+};
+
+/**
+ * An IPv6 neighbour advertisement (target, override flag, target link-layer option) or
+ * solicitation (source link-layer option) to ff02::1, optionally behind `ext` destination-options
+ * headers (8 bytes each, PadN). The ICMPv6 checksum is left 0: the guard does not read it.
+ */
+export function ndFrame(o: { ethSrc: string; src: string; kind: 'na' | 'ns'; target: string; lladdr: string; ext?: number }): string {
+  const icmp = o.kind === 'na'
+    ? `88000000${'20000000'}${ip6(o.target)}0201${mac(o.lladdr)}`
+    : `87000000${'00000000'}${ip6(o.target)}0101${mac(o.lladdr)}`;
+  const ext = o.ext ?? 0;
+  let headers = '';
+  for (let i = 0; i < ext; i++) headers += `${i === ext - 1 ? '3a' : '3c'}00010400000000`; // next: ICMPv6 (58) or another dst-opts (60)
+  const payload = headers + icmp;
+  const len = (payload.length / 2).toString(16).padStart(4, '0');
+  const nh = ext ? '3c' : '3a';
+  return `333300000001${mac(o.ethSrc)}86dd60000000${len}${nh}ff${ip6(o.src)}${ip6('ff02::1')}${payload}`;
+}
