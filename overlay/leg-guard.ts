@@ -2,8 +2,8 @@
 // a leg (clsact ingress: every frame the pod sends, before the bridge sees it). It drops
 //   - frames whose source MAC is not allowed (the leg's own, declared VRRP virtual MACs,
 //     allowedMacs);
-//   - ARP whose sender hardware address is not an allowed MAC, or whose sender IP is not an
-//     allowed IPv4 address (0.0.0.0, an RFC 5227 probe, poisons no cache and passes); ARP that
+//   - ARP whose sender hardware address is not the frame's (already allowed) source MAC, or
+//     whose sender IP is not an allowed IPv4 address (0.0.0.0, an RFC 5227 probe, poisons no cache and passes); ARP that
 //     is not Ethernet/IPv4;
 //   - IPv6 neighbour advertisements whose target, and neighbour solicitations whose source
 //     (:: is DAD and passes), is not an allowed IPv6 address. Up to MAX_EXT_HEADERS
@@ -35,7 +35,7 @@ export const TC_ACT_SHOT = 2;
 
 const LD_W_ABS = 0x20, LD_H_ABS = 0x28, LD_B_ABS = 0x30, LD_W_IND = 0x40, LD_B_IND = 0x50, LD_MEM = 0x60;
 const LDX_IMM = 0x01, ST = 0x02, ALU_ADD_K = 0x04, ALU_ADD_X = 0x0c, ALU_LSH_K = 0x64, ALU_AND_K = 0x54;
-const TAX = 0x07, JA = 0x05, JEQ_K = 0x15, RET_K = 0x06;
+const TAX = 0x07, JA = 0x05, JEQ_K = 0x15, JEQ_X = 0x1d, RET_K = 0x06;
 const ETH_P_ARP = 0x0806, ETH_P_IPV6 = 0x86dd;
 const IPPROTO_ICMPV6 = 58;
 const EXT_HEADERS = [0, 43, 60]; // hop-by-hop, routing, destination options: length (n+1)*8
@@ -107,14 +107,20 @@ function prefixWords(p: string): { word: number; mask: number; value: number }[]
   return out;
 }
 
-/** The address at `at` (absolute, or X + at when indirect) is in one of prefixes → pass; else drop. */
-function addressBlock(at: number, indirect: boolean, prefixes: string[]): Line[] {
+/** The guard is longer than classic BPF allows (4096 instructions): the lists are too long. */
+export class GuardTooLarge extends Error {}
+
+/**
+ * The address at `at` is in one of prefixes → pass; else drop. `at` is a byte offset, or with
+ * `mem` the first of the scratch words M[0..3] holding it (an IPv6 address copied there once).
+ */
+function addressBlock(at: number, mem: boolean, prefixes: string[]): Line[] {
   const out: Line[] = [];
   for (const p of prefixes) {
     const next = fresh('np');
     const words = prefixWords(p);
     for (const w of words) {
-      out.push({ code: indirect ? LD_W_IND : LD_W_ABS, k: at + 4 * w.word });
+      out.push(mem ? { code: LD_MEM, k: at + w.word } : { code: LD_W_ABS, k: at + 4 * w.word });
       if (w.mask !== 0xffffffff) out.push({ code: ALU_AND_K, k: w.mask });
       out.push({ code: JEQ_K, k: w.value, jf: next });
     }
@@ -138,11 +144,12 @@ export function guardProgram(rules: GuardRules): BpfInsn[] {
     { code: LD_H_ABS, k: 12 },
     { code: JEQ_K, k: ETH_P_ARP, jt: 1 },
     { code: JA, ja: 'notarp' },
-    // ARP: Ethernet/IPv4 only (htype 1, ptype 0x0800, hlen 6, plen 4), sender MAC at 22, sender IP at 28.
+    // ARP: Ethernet/IPv4 only (htype 1, ptype 0x0800, hlen 6, plen 4); the sender MAC (22) is
+    // the frame's source MAC (6), the sender IP (28) an allowed address.
     { code: LD_W_ABS, k: 14 }, { code: JEQ_K, k: 0x00010800, jt: 1 }, { code: RET_K, k: TC_ACT_SHOT },
     { code: LD_H_ABS, k: 18 }, { code: JEQ_K, k: 0x0604, jt: 1 }, { code: RET_K, k: TC_ACT_SHOT },
-    ...macBlock(22, macs, 'shaok'),
-    { label: 'shaok' },
+    { code: LD_W_ABS, k: 22 }, { code: TAX }, { code: LD_W_ABS, k: 6 }, { code: JEQ_X, jt: 1 }, { code: RET_K, k: TC_ACT_SHOT },
+    { code: LD_H_ABS, k: 26 }, { code: TAX }, { code: LD_H_ABS, k: 10 }, { code: JEQ_X, jt: 1 }, { code: RET_K, k: TC_ACT_SHOT },
     { code: LD_W_ABS, k: 28 }, { code: JEQ_K, k: 0, jf: 1 }, { code: RET_K, k: TC_ACT_OK },
     ...addressBlock(28, false, v4),
     { label: 'notarp' },
@@ -168,18 +175,21 @@ export function guardProgram(rules: GuardRules): BpfInsn[] {
     { code: LD_B_IND, k: 0 },
     { code: JEQ_K, k: ND_NA, jf: 1 }, { code: JA, ja: 'na' },
     { code: JEQ_K, k: ND_NS, jt: 1 }, { code: RET_K, k: TC_ACT_OK },
-    // NS: the IPv6 source (bytes 22..37); :: is duplicate address detection.
-    { code: LD_W_ABS, k: 22 }, { code: JEQ_K, k: 0, jf: 7 },
-    { code: LD_W_ABS, k: 26 }, { code: JEQ_K, k: 0, jf: 5 },
-    { code: LD_W_ABS, k: 30 }, { code: JEQ_K, k: 0, jf: 3 },
-    { code: LD_W_ABS, k: 34 }, { code: JEQ_K, k: 0, jf: 1 },
+    // NS: the IPv6 source (bytes 22..37) into M[0..3]; :: is duplicate address detection.
+    { code: LD_W_ABS, k: 22 }, { code: ST, k: 0 }, { code: LD_W_ABS, k: 26 }, { code: ST, k: 1 },
+    { code: LD_W_ABS, k: 30 }, { code: ST, k: 2 }, { code: LD_W_ABS, k: 34 }, { code: ST, k: 3 },
+    { code: LD_MEM, k: 0 }, { code: JEQ_K, k: 0, jf: 'v6' }, { code: LD_MEM, k: 1 }, { code: JEQ_K, k: 0, jf: 'v6' },
+    { code: LD_MEM, k: 2 }, { code: JEQ_K, k: 0, jf: 'v6' }, { code: LD_MEM, k: 3 }, { code: JEQ_K, k: 0, jf: 'v6' },
     { code: RET_K, k: TC_ACT_OK },
-    ...addressBlock(22, false, v6),
+    // NA: the target address, 8 bytes into the ICMPv6 header, into M[0..3].
     { label: 'na' },
-    ...addressBlock(8, true, v6), // NA: the target address, 8 bytes into the ICMPv6 header
+    { code: LD_W_IND, k: 8 }, { code: ST, k: 0 }, { code: LD_W_IND, k: 12 }, { code: ST, k: 1 },
+    { code: LD_W_IND, k: 16 }, { code: ST, k: 2 }, { code: LD_W_IND, k: 20 }, { code: ST, k: 3 },
+    { label: 'v6' },
+    ...addressBlock(0, true, v6),
   );
   const prog = assemble(lines);
-  if (prog.length > 4096) throw new Error(`guard program has ${prog.length} instructions; classic BPF allows 4096`);
+  if (prog.length > 4096) throw new GuardTooLarge(`the leg guard would need ${prog.length} classic BPF instructions (${macs.length} MACs, ${v4.length} IPv4 and ${v6.length} IPv6 addresses); at most 4096: declare fewer MACs, VIPs or addresses (a prefix covers many)`);
   return prog;
 }
 

@@ -2,11 +2,11 @@
 // on at ADD, and what CHECK and STATUS verify. The program and the kernel side are overlay's
 // (leg-guard.ts, leg-guard-kernel.ts).
 import { Kernel } from '../../overlay/kernel/kernel';
-import { GuardConf, guardRules } from '../../overlay/leg-guard';
+import { GuardConf, GuardTooLarge, guardRules } from '../../overlay/leg-guard';
 import { GuardUnsupported, guardProblems, hasIngressFilter, installGuard, probeGuardSupport } from '../../overlay/leg-guard-kernel';
 import type { LegConf, NetworkConf, PluginConf } from './config';
 import { effectiveGuard } from './security-config';
-import { CniError, Code } from './errors';
+import { CniError, Code, invalidConfig } from './errors';
 import type { LegState } from '../state';
 
 /** `{guard}` for a leg's state when its security (the leg's, else the network's) enforces; else {}. */
@@ -23,6 +23,7 @@ async function mapped<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (e) {
     if (e instanceof GuardUnsupported) throw guardNotAvailable(e);
+    if (e instanceof GuardTooLarge) throw invalidConfig(e.message);
     throw e;
   }
 }

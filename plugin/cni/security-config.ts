@@ -8,9 +8,11 @@ import { checkUnicast, cidr, int, obj, onlyKeys, parseMac, str } from './validat
 
 export interface SecurityConf extends GuardConf { mode: 'off' | 'enforce' }
 
-export const MAX_VRRP = 32;
-export const MAX_ALLOWED_MACS = 64;
-export const MAX_ALLOWED_ADDRESSES = 256;
+// Bounds that keep the guard within classic BPF's 4096 instructions (leg-guard.ts checks the sum).
+export const MAX_VRRP = 16;
+export const MAX_VIPS = 16;
+export const MAX_ALLOWED_MACS = 32;
+export const MAX_ALLOWED_ADDRESSES = 64;
 
 function list(v: unknown, where: string, max: number): unknown[] {
   if (v === undefined) return [];
@@ -29,7 +31,7 @@ export function parseSecurity(v: unknown, where: string): SecurityConf {
     const r = obj(raw, w);
     onlyKeys(r, w, ['vrid', 'vips']);
     const vrid = int(r.vrid, `${w}.vrid`, 1, 255);
-    const vips = list(r.vips, `${w}.vips`, MAX_ALLOWED_ADDRESSES).map((ip, j) => checkUnicast(str(ip, `${w}.vips[${j}]`), `${w}.vips[${j}]`, { linkLocal: true }));
+    const vips = list(r.vips, `${w}.vips`, MAX_VIPS).map((ip, j) => checkUnicast(str(ip, `${w}.vips[${j}]`), `${w}.vips[${j}]`, { linkLocal: true }));
     if (vips.length === 0) throw invalidConfig(`${w}.vips must list the virtual router's addresses (its virtual MAC depends on their family)`);
     return { vrid, vips };
   });

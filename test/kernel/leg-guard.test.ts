@@ -84,7 +84,7 @@ describe('bad security settings: a CNI error naming the field, nothing changed',
     { name: 'allowed MAC multicast', security: { mode: 'enforce', allowedMacs: ['01:00:5e:00:00:01'] }, code: 7, msg: /allowedMacs\[0\] 01:00:5e:00:00:01 is a multicast MAC/ },
     { name: 'allowed address malformed', security: { mode: 'enforce', allowedAddresses: ['10.61.0.0/33'] }, code: 7, msg: /allowedAddresses\[0\] "10\.61\.0\.0\/33" is not an address with prefix length/ },
     { name: 'allowed address not unicast', security: { mode: 'enforce', allowedAddresses: ['ff02::1'] }, code: 7, msg: /allowedAddresses\[0\] "ff02::1" is not a unicast address/ },
-    { name: 'too many allowed MACs', security: { mode: 'enforce', allowedMacs: Array.from({ length: 65 }, (_, i) => `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`) }, code: 7, msg: /allowedMacs has 65 entries; at most 64/ },
+    { name: 'too many allowed MACs', security: { mode: 'enforce', allowedMacs: Array.from({ length: 33 }, (_, i) => `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`) }, code: 7, msg: /allowedMacs has 33 entries; at most 32/ },
     { name: 'bad leg-level security', security: { mode: 'on' }, code: 7, msg: /legs\[0\]\.security\.mode must be "off" or "enforce"/, where: 'leg' },
   ];
   let before = '';
