@@ -14,11 +14,11 @@ import { serveHttp } from '../../overlay/agent/http';
 import { serveCni } from '../../overlay/agent/cni-server';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
-import { listStates } from '../state';
-import { guardedDevices } from '../guarded-devices';
+import { listStates } from '../cni/state';
+import { guardedDevices } from '../cni/guarded-devices';
 import { GuardDrops } from '../../overlay/agent/guard-drops';
 import { legVnis } from '../cni/trunk';
-import { runCni } from '../cni/run';
+import { runCni } from '../dispatch/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
 
@@ -27,8 +27,9 @@ type WarnPod = (ref: { namespace: string; name: string }, ifname: string, networ
 
 async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log): Promise<{ source: MembershipSource; stop(): void; warnPod?: WarnPod }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
-  const { KubernetesNodeSide } = await import('../k8s/node-side');
-  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log });
+  const { KubernetesNodeSide } = await import('../../overlay/agent/k8s/node-side');
+  const { nadVnis } = await import('../k8s/nad'); // the plugin's NAD parser, handed to the agent
+  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log, nadVnis });
   side.start();
   return { source: side.membership, stop: () => side.stop(), warnPod: (ref, ifname, network, drops) => side.warnSpoofing(ref, ifname, network, drops) };
 }

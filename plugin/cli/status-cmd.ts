@@ -11,8 +11,8 @@ import { bridgeName, vxlanName } from '../../overlay/names';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import { Member } from '../../overlay/registry/member';
 import { resolveUnderlay } from '../../overlay/underlay';
-import { listStates } from '../state';
-import { guardedDevices } from '../guarded-devices';
+import { listStates } from '../cni/state';
+import { guardedDevices } from '../cni/guarded-devices';
 import { GuardDrops, GuardDropRow } from '../../overlay/agent/guard-drops';
 import type { PluginConf } from '../cni/config';
 

@@ -6,11 +6,12 @@ import { absPath, checkUnicast, cidr, int, isObj, networkName, obj, Obj, onlyKey
 import { parseSecurity, SecurityConf } from './security-config';
 import { checkVersion, CniVersion, parsePrevResult, Result } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
-import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
+import { parsePluginBgp, PluginBgpConf } from './bgp-conf';
 import { asnProblem } from '../../overlay/values';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
 import { mtuLimit, vtepFamily } from '../../overlay/underlay';
 import { legMtu } from './mtu';
+import type { LogConf } from '../log';
 
 export const MAX_INPUT_BYTES = MAX_STDIN;
 export const MAX_VNI = 16777215;
@@ -42,7 +43,7 @@ export interface LegConf {
 }
 /** Where membership is published: a shared directory, or (Kubernetes) the pods' network-status, with no file at all. */
 export type RegistryConf = { type: 'file'; path: string } | { type: 'kubernetes' };
-export interface LogConf { file?: string; level: string }
+export type { LogConf };
 export interface Attachment { containerID: string; ifname: string }
 export interface KubernetesConf { kubeconfig: string; globalNamespaces: string[]; multus: boolean; nodeAsn?: number }
 export type Mode = 'static' | 'kubernetes' | 'delegate';

@@ -7,7 +7,7 @@ import { GuardUnsupported, guardProblems, hasIngressFilter, installGuard, probeG
 import type { LegConf, NetworkConf, PluginConf } from './config';
 import { effectiveGuard } from './security-config';
 import { CniError, Code, invalidConfig } from './errors';
-import type { LegState } from '../state';
+import type { LegState } from './state';
 
 /** `{guard}` for a leg's state when its security (the leg's, else the network's) enforces; else {}. */
 export function guardOf(l: Pick<LegConf, 'security'>, net: Pick<NetworkConf, 'security'>): { guard?: GuardConf } {

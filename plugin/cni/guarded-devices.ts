@@ -1,6 +1,6 @@
 // The guarded devices of this node, from the recorded attachments: what the agent's drop
 // counters and `podlegs status` read.
-import type { GuardedDevice } from '../overlay/agent/guard-drops';
+import type { GuardedDevice } from '../../overlay/agent/guard-drops';
 import type { AttachmentState } from './state';
 
 export function guardedDevices(states: AttachmentState[]): GuardedDevice[] {
