@@ -25,13 +25,14 @@ import type { NodeConf } from './node-config';
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
 type WarnPod = (ref: { namespace: string; name: string }, ifname: string, network: string, drops: number) => Promise<void>;
 
-async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log): Promise<{ source: MembershipSource; stop(): void; warnPod?: WarnPod }> {
+async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void): Promise<{ source: MembershipSource; stop(): void; warnPod?: WarnPod }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
   const { KubernetesNodeSide } = await import('../../overlay/agent/k8s/node-side');
   const { nadVnis } = await import('../k8s/nad'); // the plugin's NAD parser, handed to the agent
   const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log, nadVnis });
+  const hotplug = await (await import('../hotplug/start')).startHotPlug(conf, node, side, log, kick);
   side.start();
-  return { source: side.membership, stop: () => side.stop(), warnPod: (ref, ifname, network, drops) => side.warnSpoofing(ref, ifname, network, drops) };
+  return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); }, warnPod: (ref, ifname, network, drops) => side.warnSpoofing(ref, ifname, network, drops) };
 }
 
 /** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */
@@ -68,7 +69,8 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     const u = await resolveUnderlay(k, conf.underlay);
     const bad = vtepProblem(u.vtep);
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
-    const { source, stop: stopSource, warnPod } = await membershipSource(conf, node, u.vtep, log);
+    let kickAgent = (): void => undefined; // a hot-plugged leg's segment gets its flood list at once, not at the next event
+    const { source, stop: stopSource, warnPod } = await membershipSource(conf, node, u.vtep, log, () => kickAgent());
     vtep = u.vtep;
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {
@@ -97,6 +99,7 @@ export async function runAgent(conf: NodeConf): Promise<number> {
       health: () => a.health(),
     });
     a.start();
+    kickAgent = () => a.kick('event', 0);
     let cni;
     try {
       cni = await serveCni(conf.agent.socket, runCni, log);
