@@ -92,6 +92,12 @@ const netlinkRtOnly = {
   },
 };
 
+// @dabh/diagnostics (winston's debug logger, silent without DEBUG either way) loads its colour
+// and formatting dependencies (colorspace, kuler, ...) unless NODE_ENV is "production": fixed
+// here, it is the only NODE_ENV test in the bundle. (readable-stream's READABLE_STREAM=disable
+// would drop its stream copy too, but it throws on node 20: "Cannot set property promises".)
+const leanDeps = { 'process.env.NODE_ENV': '"production"' };
+
 // Outputs are replaced by rename, never rewritten in place: a plugin process running from
 // dist/ has the .node files mapped, and truncating them under it crashes it (SIGSEGV/SIGBUS).
 // Everything is made in a staging directory inside outdir (same filesystem, so rename works;
@@ -117,6 +123,7 @@ try {
     legalComments: 'none',
     banner: { js: bundleOnly ? '#!/usr/bin/env node' : `//podlegs-bundle ${ID0}` },
     plugins: [netlinkBinding, netlinkRtOnly],
+    define: leanDeps,
     logLevel: 'warning',
     sourcemap: sourcemap ? 'external' : false,
   });

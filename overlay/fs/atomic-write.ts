@@ -4,12 +4,25 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
+export interface AtomicWriteOptions {
+  /**
+   * false: no fsync of the directory after the rename, so a power loss right after may undo
+   * the rename: readers then find the previous version, or no file, never a partial one (the
+   * content itself is still fsynced before the rename). Only for files whose previous
+   * version (or absence) is a correct state after a crash: a completed-ADD mark over its
+   * durable plan, or a registry entry of a leg that a node crash removes anyway. Saves one
+   * journal commit (~1 ms, more on a busy disk) per write.
+   */
+  durableRename?: boolean;
+}
+
 /**
  * Replaces file with content: a unique temp file in the same directory (created O_EXCL with mode),
- * fsync, rename over file, fsync of the directory. On failure the temp file is removed.
- * The temp name starts with a dot and ends in .tmp: libcni and the registry readers skip it.
+ * fsync, rename over file, fsync of the directory (unless opts.durableRename is false). On failure
+ * the temp file is removed. The temp name starts with a dot and ends in .tmp: libcni and the
+ * registry readers skip it.
  */
-export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
+export function writeFileAtomic(file: string, content: string, mode = 0o644, opts: AtomicWriteOptions = {}): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
@@ -27,7 +40,7 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644): vo
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dir);
+  if (opts.durableRename !== false) fsyncDir(dir);
 }
 
 function fsyncDir(dir: string): void {

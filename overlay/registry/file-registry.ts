@@ -34,9 +34,14 @@ export class FileRegistry implements MembershipSource {
     return path.join(this.dir, `vni-${vni}`);
   }
 
+  /**
+   * Writes a member's entry. Its rename is not made durable (no directory fsync): a crash of
+   * this node that loses it also removed the leg it describes, and unregister never waits
+   * for durability either. The entry's content is fsynced: readers never see a torn one.
+   */
   register(m: Member): void {
     const dir = this.vniDir(m.vni);
-    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m));
+    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m), 0o644, { durableRename: false });
   }
 
   /** Removes a member; false when it was not registered. */

@@ -38,7 +38,10 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
     if (readState(conf.stateDir, env.containerId, env.ifname)?.complete) {
       throw new CniError(Code.InterfaceExists, `container ${env.containerId} interface ${env.ifname} already has podlegs legs; DEL it first`);
     }
-    const u = await nodeUnderlay(node, conf);
+    // One dump of the node's links for every lookup below (underlay, free names, segments):
+    // under the node lock nobody else adds or removes podlegs' devices meanwhile.
+    const links = await node.links();
+    const u = await nodeUnderlay(node, conf, links);
     const state: AttachmentState = {
       containerId: env.containerId, ifname: env.ifname, netns: env.netns, network: conf.name,
       cniVersion: conf.cniVersion, vtep: u.vtep, registry: conf.registry, legs: planLegs(conf, env, legMtuLimit(u)),
@@ -47,7 +50,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
     const inPod = new Set((await pod.links()).map((l) => l.name)); // one dump: a pod has few links
     for (const leg of state.legs) {
       if (inPod.has(leg.ifname)) throw new CniError(Code.InterfaceExists, `interface ${leg.ifname} already exists in the pod's netns ${env.netns}`);
-      if (await node.linkByName(leg.hostIf)) throw new CniError(Code.InterfaceExists, `host interface ${leg.hostIf} for leg ${leg.ifname} already exists; a previous attachment was not deleted`);
+      if (links.some((l) => l.name === leg.hostIf)) throw new CniError(Code.InterfaceExists, `host interface ${leg.hostIf} for leg ${leg.ifname} already exists; a previous attachment was not deleted`);
     }
     await preflightTrunks(node, state.legs); // trunk legs: free names, and 8021q in the kernel
     writeState(conf.stateDir, state);
@@ -62,7 +65,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
           routes.push(...t.routes);
           continue;
         }
-        const { segment, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
+        const { segment, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port, links);
         if (replaced) log.warn('replaced a VXLAN device that no longer matched this node', { vni: leg.vni, differed: replaced });
         await createAccessLeg(node, env.netns, segment, leg);
         const alloc = leg.ipam && leg.ipamContext ? execIpam('ADD', leg.ipam, leg.ipamContext, {
@@ -84,7 +87,9 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       await publish?.(result, state);
       recordBgpPeer(conf, env, state, log);
       state.complete = true;
-      writeState(conf.stateDir, state);
+      // The plan written before the first kernel change is durable; should a crash undo this
+      // rename, DEL still finds that plan and undoes all of it (after a crash it must anyway).
+      writeState(conf.stateDir, state, { durableRename: false });
       log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })) });
       return result;
     } catch (e) {
