@@ -92,6 +92,30 @@ const netlinkRtOnly = {
   },
 };
 
+// winston's level table (logform/levels) loads logform's colorizer, which loads @colors/colors
+// and with it node's tty module and a terminal probe: ~5 ms of every CNI call that logs, for
+// colours podlegs never uses (JSON lines to a file). The colorizer gets @colors/colors behind a
+// proxy that loads it on first use; the one setting made at load (colors.enabled = true) is
+// kept and applied then.
+const lazyColors = {
+  name: 'lazy-colors',
+  setup(b) {
+    b.onResolve({ filter: /^@colors\/colors\/safe$/ }, (a) => (a.namespace === 'file' && /[\\/]logform[\\/]colorize\.js$/.test(a.importer)
+      ? { path: a.importer, namespace: 'lazy-colors' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-colors' }, (a) => ({
+      resolveDir: dirname(a.path),
+      loader: 'js',
+      contents: `let real; const pending = {};
+const load = () => { if (!real) { real = require('@colors/colors/safe'); Object.assign(real, pending); } return real; };
+module.exports = new Proxy({}, {
+  get: (_, k) => load()[k],
+  set: (_, k, v) => { if (real) real[k] = v; else pending[k] = v; return true; },
+  has: (_, k) => k in load(),
+});`,
+    }));
+  },
+};
+
 // @dabh/diagnostics (winston's debug logger, silent without DEBUG either way) loads its colour
 // and formatting dependencies (colorspace, kuler, ...) unless NODE_ENV is "production": fixed
 // here, it is the only NODE_ENV test in the bundle. (readable-stream's READABLE_STREAM=disable
@@ -122,7 +146,7 @@ try {
     minify: true,
     legalComments: 'none',
     banner: { js: bundleOnly ? '#!/usr/bin/env node' : `//podlegs-bundle ${ID0}` },
-    plugins: [netlinkBinding, netlinkRtOnly],
+    plugins: [netlinkBinding, netlinkRtOnly, lazyColors],
     define: leanDeps,
     logLevel: 'warning',
     sourcemap: sourcemap ? 'external' : false,

@@ -1,6 +1,5 @@
 // The one way podlegs replaces a file: readers see the old content or the new one, never a
 // partial file, and the new content survives a power loss once this returns.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -22,10 +21,16 @@ export interface AtomicWriteOptions {
  * the temp file is removed. The temp name starts with a dot and ends in .tmp: libcni and the
  * registry readers skip it.
  */
+// Temp names: unique per process by the counter, across processes by the pid, and across pid
+// reuse (a stale temp of a dead writer) by the random part; O_EXCL refuses any clash anyway.
+// Not crypto.randomBytes: node's crypto module is ~3 ms to load on every CNI call.
+let tmpSeq = 0;
+const tmpTag = (): string => `${process.pid}.${(tmpSeq++).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+
 export function writeFileAtomic(file: string, content: string, mode = 0o644, opts: AtomicWriteOptions = {}): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${tmpTag()}.tmp`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
