@@ -15,7 +15,7 @@ const AF_BRIDGE = 7;
 const NLMSG_ERROR = 2;
 const RTM_NEWNEIGH = 28;
 const RTM_DELNEIGH = 29;
-const NLM_F = { REQUEST: 0x1, ACK: 0x4, REPLACE: 0x100, CREATE: 0x400, APPEND: 0x800 } as const;
+const NLM_F = { REQUEST: 0x1, ACK: 0x4, ECHO: 0x8, REPLACE: 0x100, CREATE: 0x400, APPEND: 0x800 } as const;
 const NUD_PERMANENT = 0x80;
 const NTF_SELF = 0x02;
 const NDA = { DST: 1, LLADDR: 2 } as const;
@@ -125,9 +125,14 @@ export class Kernel {
     }
   }
 
-  /** Creates a link; master and up are set in the same request (one round trip less each). */
+  /**
+   * Creates a link; master and up are set in the same request (one round trip less each).
+   * NLM_F_ECHO: the kernel (5.19+) answers with the new link itself, so no GETLINK follows;
+   * its echo is sent before the master is attached, and the request succeeding means it was,
+   * so master is the one asked for. Without an echo (older kernels) the link is looked up.
+   */
   private async newLink(op: string, name: string, linkinfo: Nla[], extra: LinkCreateOptions & { mac?: string; link?: number } = {}): Promise<LinkInfo> {
-    await this.call(op, () =>
+    const msgs = await this.call(op, () =>
       this.sock.newLink(extra.up ? { flags: { up: true }, change: { up: true } } : {}, {
         ifname: name,
         ...(extra.mtu ? { mtu: extra.mtu } : {}),
@@ -135,7 +140,14 @@ export class Kernel {
         ...(extra.link ? { link: u32(extra.link) } : {}),
         ...(extra.master ? { master: extra.master } : {}),
         linkinfo: encode(linkinfo),
-      }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+      }, { flags: FlagsNew.CREATE | FlagsNew.EXCL | NLM_F.ECHO }));
+    const echo = (msgs as { data: { index?: number; flags?: { up?: boolean } }; attrs: Parameters<typeof parseLink>[1] }[] | undefined)
+      ?.find((m) => m.attrs?.ifname === name && m.data?.index);
+    if (echo) {
+      const link = parseLink(echo.data.index ?? 0, echo.attrs, !!echo.data.flags?.up);
+      if (extra.master) link.master = extra.master;
+      return link;
+    }
     const link = await this.linkByName(name);
     if (!link) throw toKernelError(op, { code: 'ENODEV' });
     return link;
