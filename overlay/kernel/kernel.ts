@@ -66,7 +66,8 @@ const macToString = (b?: Buffer): string =>
   b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : '';
 const macToBuffer = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 const ipToBuffer = (ip: string): Buffer => Buffer.from(ipaddr.parse(ip).toByteArray());
-const ipFromBuffer = (b: Buffer): string => ipaddr.fromByteArray([...b]).toString();
+// IPv4 by hand: dumps (addresses, FDB) convert many; ipaddr.js only for IPv6's RFC 5952 form.
+const ipFromBuffer = (b: Buffer): string => (b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : ipaddr.fromByteArray([...b]).toString());
 
 function ifinfomsg(): Buffer {
   return Buffer.alloc(16); // family, pad, type, index, flags, change: all zero
