@@ -22,7 +22,7 @@ import { build } from 'esbuild';
 import { spawn, spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import {
-  chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync,
+  chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync,
 } from 'fs';
 import { tmpdir } from 'os';
 import { basename, dirname, join } from 'path';
@@ -188,6 +188,16 @@ try {
       entryPoints: [join(root, 'overlay/kube/client-node-auth.ts')], bundle: true, platform: 'node', target: 'node20',
       format: 'cjs', outfile: join(stage, 'podlegs-kubeauth.js'), minify: true, legalComments: 'none', logLevel: 'error',
     });
+  }
+
+  // The addon comes from `npm install` (node-gyp); when native/ or binding.gyp is newer (a merge
+  // changed it), rebuild it first, as test/setup.sh does: dist/ must not ship a stale addon.
+  const addon = join(root, 'build/Release/podlegs_netns.node');
+  const addonSources = [join(root, 'binding.gyp'), ...readdirSync(join(root, 'native')).map((f) => join(root, 'native', f))];
+  if (!existsSync(addon) || addonSources.some((f) => statSync(f).mtimeMs > statSync(addon).mtimeMs)) {
+    process.stderr.write('build: native/ is newer than build/Release/podlegs_netns.node: npm run install (node-gyp)\n');
+    const r = spawnSync('npm', ['run', '--silent', 'install'], { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('rebuilding the native addon failed (npm run install)');
   }
 
   const natives = [
