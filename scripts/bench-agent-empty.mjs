@@ -9,12 +9,13 @@
 //           (its "reconciled" log line, trigger start), peak RSS (VmHWM) at that moment, and
 //           where the time went from its log: process start until the reconcile began, then
 //           registry read, kernel dumps, diff, netlink apply;
+//   --compare PATH: a second podlegs build's agent, measured the same way in the same rounds;
 //   batch:  `bridge -batch` of the same entries (fdb append / fdb replace ... self permanent),
 //           process spawn to exit, into the same empty segments of a sibling node netns.
 // Prints figures and the ratio, no verdict. Everything lives in lab network namespaces
 // (pl<4 hex>-*) removed at the end, also on failure and on SIGINT/SIGTERM. Needs root.
 //
-// usage: node scripts/bench-agent-empty.mjs [--remote-nodes N] [--vnis V] [--rounds R] [--bin PATH] [--json FILE] [--registry DIR] [--cpu-prof DIR]
+// usage: node scripts/bench-agent-empty.mjs [--remote-nodes N] [--vnis V] [--rounds R] [--bin PATH] [--compare PATH] [--json FILE] [--registry DIR] [--cpu-prof DIR]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
@@ -26,13 +27,13 @@ import { fmt, median, table } from './bench/stats.mjs';
 
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
-  console.log('usage: node scripts/bench-agent-empty.mjs [--remote-nodes N] [--vnis V] [--rounds R] [--bin PATH] [--json FILE] [--registry DIR] [--cpu-prof DIR]   (as root)');
+  console.log('usage: node scripts/bench-agent-empty.mjs [--remote-nodes N] [--vnis V] [--rounds R] [--bin PATH] [--compare PATH] [--json FILE] [--registry DIR] [--cpu-prof DIR]   (as root)');
   process.exit(0);
 }
 const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
 const o = {
   remoteNodes: Number(opt('--remote-nodes', 1000)), vnis: Number(opt('--vnis', 20)), rounds: Number(opt('--rounds', 5)),
-  bin: opt('--bin'), json: opt('--json'), registry: opt('--registry'), prof: opt('--cpu-prof'),
+  bin: opt('--bin'), compare: opt('--compare'), json: opt('--json'), registry: opt('--registry'), prof: opt('--cpu-prof'),
 };
 if (process.getuid?.() !== 0) { console.error('bench-agent-empty builds network namespaces: run it as root'); process.exit(1); }
 
@@ -103,12 +104,12 @@ async function main() {
   const confFile = join(nAgent.dir, 'agent.json');
   writeFileSync(confFile, JSON.stringify(conf));
 
-  const runAgent = async () => {
+  const runAgent = async (agentBin = bin) => {
     sh(['ip', '-n', nAgent.nsName, '-batch', '-'], segmentsUp(nAgent.vtep));
     rmSync(conf.log.file, { force: true });
     const wall0 = Date.now();
     const t0 = performance.now();
-    const argv = o.prof ? ['node', '--cpu-prof', '--cpu-prof-dir', o.prof, bin] : [bin];
+    const argv = o.prof ? ['node', '--cpu-prof', '--cpu-prof-dir', o.prof, agentBin] : [agentBin];
     const proc = lab.spawn(nAgent.netns, [...argv, 'agent', '--config', confFile], { env: { NODE_NAME: nAgent.name } });
     let first;
     const deadline = t0 + 120_000;
@@ -145,18 +146,21 @@ async function main() {
 
   const agent = [];
   const batch = [];
+  const compare = [];
+  const runCompare = () => runAgent(o.compare);
+  const methods = [runAgent, runBatch, ...(o.compare ? [runCompare] : [])];
   for (let i = 0; i <= o.rounds; i++) {
-    const order = i % 2 ? [runBatch, runAgent] : [runAgent, runBatch];
+    const order = [...methods.slice(i % methods.length), ...methods.slice(0, i % methods.length)];
     for (const f of order) {
       const r = await f();
       if (i === 0) continue; // warm-up
-      (f === runAgent ? agent : batch).push(r);
+      (f === runAgent ? agent : f === runBatch ? batch : compare).push(r);
     }
-    say(`${i === 0 ? 'warm-up' : `round ${i}/${o.rounds}`}: agent ${fmt(agent.at(-1)?.ms ?? NaN)} ms, bridge -batch ${fmt(batch.at(-1)?.ms ?? NaN)} ms`);
+    say(`${i === 0 ? 'warm-up' : `round ${i}/${o.rounds}`}: agent ${fmt(agent.at(-1)?.ms ?? NaN)} ms, bridge -batch ${fmt(batch.at(-1)?.ms ?? NaN)} ms${o.compare ? `, compared agent ${fmt(compare.at(-1)?.ms ?? NaN)} ms` : ''}`);
   }
-  for (const r of agent) if (!r.ok || r.entries !== lines.length) throw new Error(`agent run ended with ${r.entries}/${lines.length} entries (ok ${r.ok})`);
+  for (const r of [...agent, ...compare]) if (!r.ok || r.entries !== lines.length) throw new Error(`agent run ended with ${r.entries}/${lines.length} entries (ok ${r.ok})`);
   for (const r of batch) if (r.entries !== lines.length) throw new Error(`bridge -batch ended with ${r.entries}/${lines.length} entries`);
-  return { registryFiles: members.length, registryWriteMs: writeMs, entries: lines.length, flood, agent, batch };
+  return { registryFiles: members.length, registryWriteMs: writeMs, entries: lines.length, flood, agent, batch, compare };
 }
 
 function report(r) {
@@ -169,6 +173,9 @@ function report(r) {
     ['bridge -batch, same entries (process incl.)', fmt(m('ms', r.batch)), fmt(Math.min(...r.batch.map((x) => x.ms))), fmt(Math.max(...r.batch.map((x) => x.ms))), '-'],
   ]));
   out.push(`RATIO agent from empty / bridge -batch = ${fmt(m('ms'))} / ${fmt(m('ms', r.batch))} = ${(m('ms') / m('ms', r.batch)).toFixed(2)}   (target <= 1.5)`);
+  if (r.compare.length) {
+    out.push(`compared build ${o.compare}: spawn -> converged ${fmt(m('ms', r.compare))} ms (min ${fmt(Math.min(...r.compare.map((x) => x.ms)))}), peak RSS ${fmt(m('peakRssMb', r.compare))} MB; ratio to bridge -batch ${(m('ms', r.compare) / m('ms', r.batch)).toFixed(2)}`);
+  }
   out.push('', 'where the agent\'s time goes (medians, ms; from its log):');
   out.push(table(['phase', 'ms'], [
     ['process start, bundle, config, underlay, watch (spawn -> reconcile begins)', fmt(m('startupMs'))],
