@@ -36,7 +36,10 @@ export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: P
     if (readState(conf.stateDir, env.containerId, env.ifname)?.complete) {
       throw new CniError(Code.InterfaceExists, `container ${env.containerId} interface ${env.ifname} already has podlegs legs; DEL it first`);
     }
-    const u = await nodeUnderlay(node, conf);
+    // One dump of the node's links for the lookups of this ADD (underlay, free names, existing
+    // segments): under the node lock nobody else adds or removes podlegs' devices meanwhile.
+    const links = await node.links();
+    const u = await nodeUnderlay(node, conf, links);
     const limit = legMtuLimit(u);
     const legs = conf.legs.map((l) => planLeg(conf, env, l, limit));
     const state: AttachmentState = {
@@ -44,7 +47,7 @@ export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: P
       cniVersion: conf.cniVersion, vtep: u.vtep, port: conf.underlay.port, registry: conf.registry, legs: [], complete: false,
       sandbox: { netnsId: netnsId(env.netns) ?? '', cniPath: env.path, cniArgs: formatCniArgs(env.args) },
     };
-    const c = { node, pod, conf, env, u, log, writer };
+    const c = { node, pod, conf, env, u, log, links, writer };
     await preflightLegs(c, legs);
     lap('checksMs');
     let result: Result = {};
@@ -63,6 +66,7 @@ export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: P
       removeState(conf.stateDir, env.containerId, env.ifname);
       throw e;
     }
+    // attachPreflighted saved the state as committed (complete, no leg pending).
     log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })), fdbBy: writer.by, ...ms });
     return result;
   } finally {
