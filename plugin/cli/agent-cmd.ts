@@ -16,6 +16,7 @@ import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
 import { listStates } from '../state';
 import { legVnis } from '../cni/trunk';
+import { runTrunkEdits, staticTrunkLookup } from '../cni/trunk-edit';
 import { runCni } from '../cni/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
@@ -45,7 +46,13 @@ function resyncMs(conf: NodeConf): number {
   return ms;
 }
 
-export async function runAgent(conf: NodeConf): Promise<number> {
+/**
+ * `podlegs agent --config FILE`. `reload` re-reads FILE: on SIGHUP the trunk networks of the
+ * new config are applied to the running trunk legs of static mode (their VLAN lists; the
+ * rest of the file needs a restart). Done once at start too: the file may have changed
+ * while no agent ran.
+ */
+export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise<number> {
   const node = process.env.NODE_NAME || os.hostname();
   const log = createLog(conf.log, { component: 'agent', node }, !conf.log.file);
   const startedAt = new Date().toISOString();
@@ -84,14 +91,40 @@ export async function runAgent(conf: NodeConf): Promise<number> {
       server.close();
       throw e;
     }
+    // One trunk-edit pass at a time; a SIGHUP during one runs another afterwards.
+    let edits: Promise<unknown> = Promise.resolve();
+    const editTrunks = (c: NodeConf, trigger: string): Promise<unknown> => (edits = edits.then(async () => {
+      try {
+        const done = await withNodeLock(c.stateDir, () => runTrunkEdits(
+          { node: k, stateDir: c.stateDir, u, port: c.underlay.port, log, listStates: () => listStates(c.stateDir).states }, staticTrunkLookup(c)), 10_000);
+        if (done.some((d) => 'plan' in d)) a.kick('event', 0); // flood lists of new segments now
+      } catch (e) {
+        log.warn('trunk edits not applied', { trigger, error: (e as Error).message });
+      }
+    }));
+    void editTrunks(conf, 'start');
+    const onHup = (): void => {
+      let next: NodeConf;
+      try {
+        next = reload ? reload() : conf;
+      } catch (e) {
+        log.warn('config reload on SIGHUP failed; nothing changed', { error: (e as Error).message });
+        return;
+      }
+      log.info('config reloaded on SIGHUP: applying trunk VLAN lists', { trunks: [...(next.trunks?.keys() ?? [])] });
+      void editTrunks(next, 'SIGHUP');
+    };
+    process.on('SIGHUP', onHup);
     log.info('agent started', { vtep: u.vtep, registry: conf.registry.type === 'file' ? conf.registry.path : 'kubernetes', pid: process.pid, metrics: conf.agent.metricsAddress, ...conf.agent });
     process.stderr.write(`podlegs agent: running (pid ${process.pid}, vtep ${u.vtep}, metrics http://${conf.agent.metricsAddress}/metrics, CNI ${conf.agent.socket})\n`);
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
+    process.off('SIGHUP', onHup);
     // Calls in flight finish; new ones run in-process (no socket) until an agent is back.
     await cni.close();
+    await edits;
     // The kernel keeps every entry: a restarted agent diffs against it, traffic never stops.
     await a.stop();
     stopSource();
