@@ -16,16 +16,29 @@ import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
 import { listStates } from '../state';
 import { legVnis } from '../cni/trunk';
-import { runTrunkEdits, staticTrunkLookup } from '../cni/trunk-edit';
+import { EditOutcome, runTrunkEdits, staticTrunkLookup, TrunkLookup } from '../cni/trunk-edit';
 import { runCni } from '../cni/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
+import type { KubernetesNodeSide } from '../k8s/node-side';
+
+/** Kubernetes mode: trunk NAD edits (their lookup from the NAD watch, and what to publish after). */
+interface NadTrunks { lookup: TrunkLookup; publish(outcomes: EditOutcome[]): Promise<void> }
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
-async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log): Promise<{ source: MembershipSource; stop(): void }> {
+async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, onNads: (t: NadTrunks) => void): Promise<{ source: MembershipSource; stop(): void }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
-  const { KubernetesNodeSide } = await import('../k8s/node-side');
-  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log });
+  const [nodeSide, { nadTrunkLookup, publishEdits }] = await Promise.all([import('../k8s/node-side'), import('../k8s/trunk-nads')]);
+  const k8s = conf.kubernetes!;
+  const side: KubernetesNodeSide = await nodeSide.KubernetesNodeSide.create(k8s.kubeconfig, {
+    stateDir: conf.stateDir, nodeName: node, vtep, log,
+    onNads: () => onNads({
+      lookup: nadTrunkLookup(side.nads.items.values(), k8s),
+      publish: (outcomes) => publishEdits(side.client, outcomes, {
+        host: node, log, uidOf: (ns, name) => side.membership.pods.items.get(`${ns}/${name}`)?.metadata.uid,
+      }),
+    }),
+  });
   side.start();
   return { source: side.membership, stop: () => side.stop() };
 }
@@ -64,7 +77,8 @@ export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise
     const u = await resolveUnderlay(k, conf.underlay);
     const bad = vtepProblem(u.vtep);
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
-    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log);
+    let onNadTrunks: (t: NadTrunks) => void = () => undefined; // set once the loop runs
+    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log, (t) => onNadTrunks(t));
     vtep = u.vtep;
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {
@@ -91,18 +105,21 @@ export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise
       server.close();
       throw e;
     }
-    // One trunk-edit pass at a time; a SIGHUP during one runs another afterwards.
+    // Trunk VLAN edits, one pass at a time (a SIGHUP or NAD event during one runs another after it).
     let edits: Promise<unknown> = Promise.resolve();
-    const editTrunks = (c: NodeConf, trigger: string): Promise<unknown> => (edits = edits.then(async () => {
+    const warned = new Map<string, string>();
+    const editTrunks = (c: NodeConf, lookup: TrunkLookup, trigger: string, publish?: NadTrunks['publish']): Promise<unknown> => (edits = edits.then(async () => {
       try {
         const done = await withNodeLock(c.stateDir, () => runTrunkEdits(
-          { node: k, stateDir: c.stateDir, u, port: c.underlay.port, log, listStates: () => listStates(c.stateDir).states }, staticTrunkLookup(c)), 10_000);
+          { node: k, stateDir: c.stateDir, u, port: c.underlay.port, log, warned, listStates: () => listStates(c.stateDir).states }, lookup), 10_000);
         if (done.some((d) => 'plan' in d)) a.kick('event', 0); // flood lists of new segments now
+        if (done.length) await publish?.(done);
       } catch (e) {
         log.warn('trunk edits not applied', { trigger, error: (e as Error).message });
       }
     }));
-    void editTrunks(conf, 'start');
+    void editTrunks(conf, staticTrunkLookup(conf), 'start');
+    onNadTrunks = (t) => void editTrunks(conf, t.lookup, 'NAD change', t.publish);
     const onHup = (): void => {
       let next: NodeConf;
       try {
@@ -112,7 +129,7 @@ export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise
         return;
       }
       log.info('config reloaded on SIGHUP: applying trunk VLAN lists', { trunks: [...(next.trunks?.keys() ?? [])] });
-      void editTrunks(next, 'SIGHUP');
+      void editTrunks(next, staticTrunkLookup(next), 'SIGHUP');
     };
     process.on('SIGHUP', onHup);
     log.info('agent started', { vtep: u.vtep, registry: conf.registry.type === 'file' ? conf.registry.path : 'kubernetes', pid: process.pid, metrics: conf.agent.metricsAddress, ...conf.agent });

@@ -91,7 +91,9 @@ export type PlannedEdit = { state: AttachmentState; leg: LegState } & ({ plan: T
  * not this source's network, or no longer defined: left alone). Legs already equal to their
  * config are left out.
  */
-export function planTrunkEdits(states: AttachmentState[], lookup: (network: string, s: AttachmentState) => TrunkNow | undefined, limit: MtuLimit): PlannedEdit[] {
+export type TrunkLookup = (network: string, s: AttachmentState) => TrunkNow | undefined | Promise<TrunkNow | undefined>;
+
+export async function planTrunkEdits(states: AttachmentState[], lookup: TrunkLookup, limit: MtuLimit): Promise<PlannedEdit[]> {
   const out: PlannedEdit[] = [];
   for (const state of states) {
     if (!state.complete) continue; // an ADD in flight or cut short: its own rollback/DEL owns it
@@ -99,7 +101,7 @@ export function planTrunkEdits(states: AttachmentState[], lookup: (network: stri
     if (!leg) continue;
     let now: TrunkNow | undefined;
     try {
-      now = lookup(leg.network, state);
+      now = await lookup(leg.network, state);
     } catch (e) {
       out.push({ state, leg, refused: e instanceof CniError ? e : invalidConfig((e as Error).message) });
       continue;
@@ -185,18 +187,26 @@ export interface EditLog { info(m: string, meta?: Record<string, unknown>): void
  * Plans and applies the VLAN edits of every running trunk leg `lookup` knows, under the node
  * lock (so no ADD, DEL or segment removal interleaves); logs each outcome.
  */
-export async function runTrunkEdits(c: EditContext & { log: EditLog; listStates: () => AttachmentState[] },
-  lookup: (network: string, s: AttachmentState) => TrunkNow | undefined): Promise<EditOutcome[]> {
+export async function runTrunkEdits(c: EditContext & { log: EditLog; listStates: () => AttachmentState[]; warned?: Map<string, string> },
+  lookup: TrunkLookup): Promise<EditOutcome[]> {
   const out: EditOutcome[] = [];
-  for (const e of planTrunkEdits(c.listStates(), lookup, legMtuLimit(c.u))) {
+  const warned = new Map<string, string>();
+  // The same refusal is logged once, not at every NAD event or reload that leaves it standing.
+  const warnOnce = (key: string, msg: string, meta: Record<string, unknown>): boolean => {
+    warned.set(key, JSON.stringify(meta));
+    if (c.warned?.get(key) === JSON.stringify(meta)) return false;
+    c.log.warn(msg, meta);
+    return true;
+  };
+  for (const e of await planTrunkEdits(c.listStates(), lookup, legMtuLimit(c.u))) {
+    const id = `${e.state.containerId}/${e.state.ifname}/${e.leg.ifname}`;
     const meta = { container: e.state.containerId, pod: e.state.pod?.name ? `${e.state.pod.namespace ?? ''}/${e.state.pod.name}` : undefined, trunk: e.leg.ifname, network: e.leg.network };
     if ('refused' in e) {
-      c.log.warn('trunk VLAN edit refused; the leg keeps its VLANs', { ...meta, error: e.refused.message });
-      out.push(e);
+      if (warnOnce(id, 'trunk VLAN edit refused; the leg keeps its VLANs', { ...meta, error: e.refused.message })) out.push(e);
       continue;
     }
     const { plan } = e;
-    if (plan.notLive.length) c.log.warn('trunk change not applied to the running leg (only its VLAN list is)', { ...meta, unchanged: plan.notLive });
+    if (plan.notLive.length) warnOnce(`${id} notLive`, 'trunk change not applied to the running leg (only its VLAN list is)', { ...meta, unchanged: plan.notLive });
     if (!editChanges(plan)) continue;
     const t0 = process.hrtime.bigint();
     try {
@@ -212,6 +222,10 @@ export async function runTrunkEdits(c: EditContext & { log: EditLog; listStates:
       vlans: plan.vlans.map((v) => `${v.vid}:${v.network}`), durationMs: Math.round(ms * 10) / 10,
     });
     out.push({ state: e.state, leg: e.leg, plan, ms });
+  }
+  if (c.warned) {
+    c.warned.clear();
+    for (const [k, v] of warned) c.warned.set(k, v);
   }
   return out;
 }

@@ -126,20 +126,20 @@ describe('planTrunkEdits: every running trunk leg of a changed network', () => {
     registry: { type: 'file', path: '/x' }, legs, complete,
   });
 
-  it('plans changed legs, skips equal ones, ADDs in flight, other networks and Kubernetes NAD keys', () => {
+  it('plans changed legs, skips equal ones, ADDs in flight, other networks and Kubernetes NAD keys', async () => {
     const changed = state('c1', [runningLeg([v10, v20])]);
     const equal = state('c2', [runningLeg([v10, v30])]);
     const inFlight = state('c3', [runningLeg([v10, v20])], false);
     const k8s = state('c4', [{ ...runningLeg([v10, v20]), network: 'nf/tr' }]);
     const access = state('c5', [accessLeg]);
-    const out = planTrunkEdits([changed, equal, inFlight, k8s, access], staticTrunkLookup(conf([v10, v30])), limit);
+    const out = await planTrunkEdits([changed, equal, inFlight, k8s, access], staticTrunkLookup(conf([v10, v30])), limit);
     expect(out.map((e) => [e.state.containerId, 'plan' in e ? [vids(e.plan.add), vids(e.plan.remove)] : 'refused'])).toEqual([['c1', [[30], [20]]]]);
   });
 
-  it('a refusal for one pod does not stop the others', () => {
+  it('a refusal for one pod does not stop the others', async () => {
     const clash = state('c1', [runningLeg([v10]), { ...accessLeg, network: 'c', vni: 400 }]);
     const fine = state('c2', [runningLeg([v10])]);
-    const out = planTrunkEdits([clash, fine], staticTrunkLookup(conf([v10, v30])), limit);
+    const out = await planTrunkEdits([clash, fine], staticTrunkLookup(conf([v10, v30])), limit);
     expect(out.map((e) => [e.state.containerId, 'refused' in e ? e.refused.message.match(/network "c" is attached twice/)?.[0] : vids(e.plan.add)]))
       .toEqual([['c1', 'network "c" is attached twice'], ['c2', [30]]]);
   });
