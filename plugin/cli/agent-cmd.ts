@@ -14,13 +14,13 @@ import { serveHttp } from '../../overlay/agent/http';
 import { serveCni } from '../../overlay/agent/cni-server';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
-import { listStates } from '../state';
+import { listStates } from '../cni/state';
 import { legVnis } from '../cni/trunk';
 import { EditOutcome, runTrunkEdits, staticTrunkLookup, TrunkLookup } from '../cni/trunk-edit';
-import { runCni } from '../cni/run';
+import { runCni } from '../dispatch/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
-import type { KubernetesNodeSide } from '../k8s/node-side';
+import type { KubernetesNodeSide } from '../../overlay/agent/k8s/node-side';
 
 /** Kubernetes mode: trunk NAD edits (their lookup from the NAD watch, and what to publish after). */
 interface NadTrunks { lookup: TrunkLookup; publish(outcomes: EditOutcome[]): Promise<void> }
@@ -28,10 +28,11 @@ interface NadTrunks { lookup: TrunkLookup; publish(outcomes: EditOutcome[]): Pro
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
 async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, onNads: (t: NadTrunks) => void): Promise<{ source: MembershipSource; stop(): void }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
-  const [nodeSide, { nadTrunkLookup, publishEdits }] = await Promise.all([import('../k8s/node-side'), import('../k8s/trunk-nads')]);
+  const [nodeSide, { nadVnis }, { nadTrunkLookup, publishEdits }] = await Promise.all([
+    import('../../overlay/agent/k8s/node-side'), import('../k8s/nad'), import('../k8s/trunk-nads')]); // the plugin's NAD parser, handed to the agent
   const k8s = conf.kubernetes!;
   const side: KubernetesNodeSide = await nodeSide.KubernetesNodeSide.create(k8s.kubeconfig, {
-    stateDir: conf.stateDir, nodeName: node, vtep, log,
+    stateDir: conf.stateDir, nodeName: node, vtep, log, nadVnis,
     onNads: () => onNads({
       lookup: nadTrunkLookup(side.nads.items.values(), k8s),
       publish: (outcomes) => publishEdits(side.client, outcomes, {

@@ -9,7 +9,7 @@ import { changeTrunkVlans, TrunkUnsupported } from '../../overlay/trunk-leg';
 import { trunkFilterProgram } from '../../overlay/trunk-filter';
 import { bridgeName, trunkVlanName } from '../../overlay/names';
 import { legMtuLimit, MtuLimit, Underlay } from '../../overlay/underlay';
-import { AttachmentState, LegState, TrunkVlanState, writeState } from '../state';
+import { AttachmentState, LegState, TrunkVlanState, writeState } from './state';
 import { checkUniqueVnis, NetworkConf } from './config';
 import { CniError, Code, invalidConfig } from './errors';
 import { legMtu } from './mtu';

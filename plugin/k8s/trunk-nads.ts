@@ -8,10 +8,10 @@ import type { KubernetesConf } from '../cni/config';
 import { invalidConfig } from '../cni/errors';
 import { isTrunkEntry } from '../cni/trunk-config';
 import type { EditOutcome, TrunkLookup } from '../cni/trunk-edit';
-import type { AttachmentState, LegState } from '../state';
-import { ApiError, KubeClient } from './http';
+import type { AttachmentState, LegState } from '../cni/state';
+import { ApiError, KubeClient } from '../../overlay/kube/http';
 import { NadObject, podlegsNadConfig } from './nad';
-import { NETWORK_STATUS_ANNOTATION, NetworkStatus, VLANS_KEY } from './network-status';
+import { NETWORK_STATUS_ANNOTATION, NetworkStatus, VLANS_KEY } from '../../overlay/agent/k8s/network-status';
 import { PodObject, resolveTrunkNad } from './pod-legs';
 
 const keyOf = (n: NadObject): string => `${n.metadata.namespace ?? 'default'}/${n.metadata.name}`;

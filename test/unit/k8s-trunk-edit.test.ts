@@ -2,14 +2,14 @@
 // the agent's NAD cache with ADD's rules, the plan for a running leg, the pod's network-status
 // rewritten (through a conflicting write) so other nodes' membership follows, and the Events.
 import { FakeApiServer, loopbackFakeApi } from '../k8s/fake-apiserver';
-import { KubeClient } from '../../plugin/k8s/http';
-import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
+import { KubeClient } from '../../overlay/kube/http';
+import { readKubeconfig } from '../../overlay/kube/kubeconfig';
 import { nadTrunkLookup, publishEdits, publishTrunkVlans } from '../../plugin/k8s/trunk-nads';
-import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from '../../plugin/k8s/network-status';
+import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from '../../overlay/agent/k8s/network-status';
 import { EditOutcome, planTrunkEdits } from '../../plugin/cni/trunk-edit';
 import type { NadObject } from '../../plugin/k8s/nad';
 import { mtuLimit } from '../../overlay/underlay';
-import type { AttachmentState, LegState } from '../../plugin/state';
+import type { AttachmentState, LegState } from '../../plugin/cni/state';
 
 let api: FakeApiServer;
 let client: KubeClient;

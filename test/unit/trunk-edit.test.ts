@@ -6,7 +6,7 @@ import { CniError } from '../../plugin/cni/errors';
 import { planTrunkLeg } from '../../plugin/cni/trunk';
 import { editChanges, planTrunkEdit, planTrunkEdits, staticTrunkLookup, TrunkEditPlan } from '../../plugin/cni/trunk-edit';
 import { mtuLimit } from '../../overlay/underlay';
-import type { AttachmentState, LegState } from '../../plugin/state';
+import type { AttachmentState, LegState } from '../../plugin/cni/state';
 import type { CniEnv } from '../../plugin/cni/env';
 
 type Obj = Record<string, unknown>;
