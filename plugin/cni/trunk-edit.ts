@@ -146,7 +146,6 @@ export async function applyTrunkEdit(c: EditContext, state: AttachmentState, leg
     await undo(c, leg, before, plan).catch(() => undefined);
     t.vlans = before;
     writeState(c.stateDir, state);
-    await removeLegsAndEmptySegments(c.node, [], incoming.map((v) => v.vni)).catch(() => undefined);
     if (e instanceof TrunkUnsupported) throw new CniError(Code.NotAvailable, e.message);
     throw e;
   }
@@ -160,7 +159,7 @@ export async function applyTrunkEdit(c: EditContext, state: AttachmentState, leg
   writeState(c.stateDir, state);
 }
 
-/** The old VLANs back: old filter, retargeted sub-interfaces home, added ones deleted. */
+/** The old VLANs back: old filter, retargeted sub-interfaces home, added ones and the segments made for them deleted. */
 async function undo(c: EditContext, leg: LegState, before: TrunkVlanState[], plan: TrunkEditPlan): Promise<void> {
   const host = await c.node.linkByName(leg.hostIf);
   if (host) await c.node.replaceIngressBpf(host.index, trunkFilterProgram(before.map((v) => v.vid), !!leg.trunk!.native));
@@ -168,7 +167,7 @@ async function undo(c: EditContext, leg: LegState, before: TrunkVlanState[], pla
     const [sub, br] = [await c.node.linkByName(r.from.hostIf), await c.node.linkByName(bridgeName(r.from.vni))];
     if (sub && br) await c.node.setLink(sub.index, { master: br.index });
   }
-  await removeLegsAndEmptySegments(c.node, plan.add.map((v) => v.hostIf), []);
+  await removeLegsAndEmptySegments(c.node, plan.add.map((v) => v.hostIf), [...plan.add, ...plan.retarget.map((r) => r.to)].map((v) => v.vni));
 }
 
 /** Static mode: the trunk networks of the node config (Kubernetes NAD keys, "ns/name", are not its own). */
@@ -212,8 +211,8 @@ export async function runTrunkEdits(c: EditContext & { log: EditLog; listStates:
     try {
       await applyTrunkEdit(c, e.state, e.leg, plan);
     } catch (err) {
-      c.log.warn('trunk VLAN edit failed; the leg keeps its VLANs', { ...meta, error: (err as Error).message });
-      out.push({ state: e.state, leg: e.leg, failed: err as Error });
+      // Tried again at the next trigger; said once while the reason stays the same.
+      if (warnOnce(id, 'trunk VLAN edit failed; the leg keeps its VLANs', { ...meta, error: (err as Error).message })) out.push({ state: e.state, leg: e.leg, failed: err as Error });
       continue;
     }
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;

@@ -48,7 +48,8 @@ export async function publishTrunkVlans(client: KubeClient, s: AttachmentState, 
   for (let attempt = 1; ; attempt++) {
     const pod = await client.request<PodObject>(podPath);
     const list = JSON.parse(pod.metadata.annotations?.[NETWORK_STATUS_ANNOTATION] ?? '[]') as NetworkStatus[];
-    const entry = Array.isArray(list) ? list.find((e) => e?.name === leg.network && e.interface === leg.ifname) : undefined;
+    // The leg's own entry: a pod of that name recreated elsewhere has another MAC.
+    const entry = Array.isArray(list) ? list.find((e) => e?.name === leg.network && e.interface === leg.ifname && e.mac === leg.mac) : undefined;
     if (!entry || entry[VLANS_KEY] === undefined) return false;
     entry[VLANS_KEY] = leg.trunk!.vlans.map((v) => ({ vid: v.vid, vni: v.vni }));
     try {
