@@ -38,7 +38,8 @@ export interface TrunkNow { trunk: TrunkNetworkConf; networks: Map<string, Netwo
  * when the config was parsed (parseTrunkNetwork: VIDs, duplicates, size); here it is checked
  * against the pod: refused (code 7) for an unknown network, a network the pod already has
  * through another leg or as the trunk's native network, a VNI twice, an MTU the underlay
- * cannot carry. `others`: the attachment's other legs.
+ * cannot carry. `others`: the attachment's other legs. A VID that now names another network
+ * moves to it; a VID on the same network keeps its VNI and MTU even if that network's changed.
  */
 export function planTrunkEdit(leg: LegState, others: LegState[], now: TrunkNow, limit: MtuLimit): TrunkEditPlan {
   const t = leg.trunk;
@@ -48,9 +49,17 @@ export function planTrunkEdit(leg: LegState, others: LegState[], now: TrunkNow, 
   const notLive: string[] = [];
   const nativeNow = t.native?.network;
   if ((now.trunk.nativeNetwork ?? '') !== (nativeNow ?? '')) notLive.push(`nativeNetwork ${nativeNow ?? 'none'} → ${now.trunk.nativeNetwork ?? 'none'}`);
+  const old = new Map(t.vlans.map((v) => [v.vid, v]));
   const vlans = now.trunk.vlans.map((v): TrunkVlanState => {
     const n = now.networks.get(v.network);
     if (!n) throw refuse(`VLAN ${v.vid}: network ${v.network} is not defined`);
+    // A VLAN still on its network keeps what it has: a VNI or MTU edit of that network is not
+    // a VLAN-list edit (running legs keep theirs, like access legs).
+    const o = old.get(v.vid);
+    if (o?.network === v.network) {
+      if (o.vni !== n.vni) notLive.push(`VLAN ${v.vid}: network ${v.network} VNI ${o.vni} → ${n.vni}`);
+      return o;
+    }
     try {
       legMtu(`network ${v.network}`, n.mtu, limit);
     } catch (e) {
@@ -72,13 +81,11 @@ export function planTrunkEdit(leg: LegState, others: LegState[], now: TrunkNow, 
   } catch (e) {
     throw refuse((e as Error).message);
   }
-  const old = new Map(t.vlans.map((v) => [v.vid, v]));
-  const plan: TrunkEditPlan = { add: [], remove: [], retarget: [], vlans: [], notLive };
+  const plan: TrunkEditPlan = { add: [], remove: [], retarget: [], vlans, notLive };
   for (const v of vlans) {
     const o = old.get(v.vid);
     if (!o) plan.add.push(v);
-    else if (o.vni !== v.vni || o.network !== v.network) plan.retarget.push({ from: o, to: v });
-    plan.vlans.push(o && o.vni === v.vni && o.network === v.network ? o : v); // a kept VLAN keeps what it has
+    else if (o !== v) plan.retarget.push({ from: o, to: v });
   }
   plan.remove = t.vlans.filter((o) => !vlans.some((v) => v.vid === o.vid));
   return plan;

@@ -70,6 +70,14 @@ describe('planTrunkEdit: old and new VLAN lists', () => {
     expect(p.retarget.map((r) => [r.from.vni, r.to.vni, r.to.hostIf === r.from.hostIf, r.to.mtu])).toEqual([[200, 400, true, 1400]]);
   });
 
+  it('a VNI edit of a VLAN\'s network is no VLAN-list edit: the VLAN keeps its segment, reported', () => {
+    const leg = runningLeg([v10, v20]);
+    const p = planTrunkEdit(leg, [], { trunk: { name: 'tr', vlans: [v10, v20] }, networks: new Map([['a', { name: 'a', vni: 100 }], ['b', { name: 'b', vni: 201 }]]) }, limit);
+    expect(editChanges(p)).toBe(0);
+    expect(p.vlans).toEqual(leg.trunk!.vlans);
+    expect(p.notLive).toEqual(['VLAN 20: network b VNI 200 → 201']);
+  });
+
   it('replacing every VLAN: all old ones removed, all new ones added', () => {
     const leg = runningLeg([v10]);
     const p = plan(leg, [v20, v30]);
