@@ -93,13 +93,10 @@ export function planTrunkEdit(leg: LegState, others: LegState[], now: TrunkNow, 
 
 export type PlannedEdit = { state: AttachmentState; leg: LegState } & ({ plan: TrunkEditPlan } | { refused: CniError });
 
-/**
- * The edits of every complete attachment's trunk leg whose network `lookup` knows (undefined:
- * not this source's network, or no longer defined: left alone). Legs already equal to their
- * config are left out.
- */
+/** A trunk network as its source says now; undefined: not this source's network, or no longer defined (left alone). */
 export type TrunkLookup = (network: string, s: AttachmentState) => TrunkNow | undefined | Promise<TrunkNow | undefined>;
 
+/** The edits of every complete attachment's trunk leg whose network `lookup` knows; legs equal to it are left out. */
 export async function planTrunkEdits(states: AttachmentState[], lookup: TrunkLookup, limit: MtuLimit): Promise<PlannedEdit[]> {
   const out: PlannedEdit[] = [];
   for (const state of states) {
@@ -190,8 +187,8 @@ export type EditOutcome = { state: AttachmentState; leg: LegState } & ({ plan: T
 export interface EditLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
 
 /**
- * Plans and applies the VLAN edits of every running trunk leg `lookup` knows, under the node
- * lock (so no ADD, DEL or segment removal interleaves); logs each outcome.
+ * Plans and applies the VLAN edits of every running trunk leg `lookup` knows; logs each
+ * outcome. The caller holds the node lock (no ADD, DEL or segment removal interleaves).
  */
 export async function runTrunkEdits(c: EditContext & { log: EditLog; listStates: () => AttachmentState[]; warned?: Map<string, string> },
   lookup: TrunkLookup): Promise<EditOutcome[]> {
