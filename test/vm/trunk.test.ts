@@ -313,20 +313,23 @@ vrrp_instance VI_10 {
     const trunkOf = (): Json => stateOf(n1, pods.nf1).legs[0];
     const vlansNow = (): string => trunkOf().trunk.vlans.map((v: Json) => `${v.vid}:${v.network}`).join(',');
     // Edit the agent's config (the node's static networks) and SIGHUP it; done when the state file says so.
-    const edit = async (vlans: Json[]): Promise<{ appliedMs: number; agentMs?: number; hupToDoneMs?: number }> => {
+    // The agent's own account (JSON log lines on its stderr): SIGHUP seen, and the edit applied.
+    const logLines = (msg: string): Json[] => (agent1.stdout() + agent1.stderr()).split('\n').filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Json).filter((l) => String(l.message).startsWith(msg));
+    const edit = async (vlans: Json[]): Promise<{ appliedMs: number; agentMs: number; hupToDoneMs: number }> => {
       const cfg = JSON.parse(readFileSync(agentFile, 'utf8')) as Json;
       cfg.networks['trunk-abm'].trunk.vlans = vlans;
       writeFileSync(agentFile, JSON.stringify(cfg));
       const want = vlans.map((v) => `${v.vid}:${v.network}`).join(',');
+      const seen = logLines('trunk VLANs changed').length;
       const t0 = Date.now();
       process.kill(agent1.pid, 'SIGHUP');
       await waitUntil(`n1's agent to apply VLANs ${want} to nf1's trunk`, () => vlansNow() === want, CONVERGE_MS, 20);
-      const appliedMs = Date.now() - t0;
-      // The agent's own account (JSON log lines): SIGHUP seen → edit applied, and the apply alone.
-      const lines = (agent1.stdout() + agent1.stderr()).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Json);
-      const last = (msg: string): Json | undefined => lines.filter((l) => l.message === msg).pop();
-      const [hup, done] = [last('config reloaded on SIGHUP'), last('trunk VLANs changed')];
-      return { appliedMs, agentMs: done?.durationMs, hupToDoneMs: hup && done ? Date.parse(done.timestamp) - Date.parse(hup.timestamp) : undefined };
+      const appliedMs = Date.now() - t0; // SIGHUP sent → the state file lists exactly the new VLANs
+      await waitUntil('the agent to log the edit', () => logLines('trunk VLANs changed').length > seen, CONVERGE_MS, 20);
+      const done = logLines('trunk VLANs changed').pop()!;
+      const hup = logLines('config reloaded on SIGHUP').pop()!;
+      return { appliedMs, agentMs: done.durationMs, hupToDoneMs: Date.parse(done.timestamp) - Date.parse(hup.timestamp) };
     };
     const veth = trunkOf().hostIf;
     const subIf = (vid: number): string => `pl${veth.slice(2, 10)}v${vid}`;
