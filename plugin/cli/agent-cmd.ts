@@ -26,7 +26,7 @@ import type { KubernetesNodeSide } from '../../overlay/agent/k8s/node-side';
 interface NadTrunks { lookup: TrunkLookup; publish(outcomes: EditOutcome[]): Promise<void> }
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
-async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, onNads: (t: NadTrunks) => void): Promise<{ source: MembershipSource; stop(): void }> {
+async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void, onNads: (t: NadTrunks) => void): Promise<{ source: MembershipSource; stop(): void }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
   const [nodeSide, { nadVnis }, { nadTrunkLookup, publishEdits }] = await Promise.all([
     import('../../overlay/agent/k8s/node-side'), import('../k8s/nad'), import('../k8s/trunk-nads')]); // the plugin's NAD parser, handed to the agent
@@ -40,8 +40,9 @@ async function membershipSource(conf: NodeConf, node: string, vtep: string, log:
       }),
     }),
   });
+  const hotplug = await (await import('../hotplug/start')).startHotPlug(conf, node, side, log, kick);
   side.start();
-  return { source: side.membership, stop: () => side.stop() };
+  return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); } };
 }
 
 /** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */
@@ -79,7 +80,8 @@ export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise
     const bad = vtepProblem(u.vtep);
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
     let onNadTrunks: (t: NadTrunks) => void = () => undefined; // set once the loop runs
-    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log, (t) => onNadTrunks(t));
+    let kickAgent = (): void => undefined; // a hot-plugged leg's segment gets its flood list at once, not at the next event
+    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log, () => kickAgent(), (t) => onNadTrunks(t));
     vtep = u.vtep;
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {
@@ -97,6 +99,7 @@ export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise
       health: () => a.health(),
     });
     a.start();
+    kickAgent = () => a.kick('event', 0);
     let cni;
     try {
       cni = await serveCni(conf.agent.socket, runCni, log);
