@@ -15,6 +15,8 @@ import { serveCni } from '../../overlay/agent/cni-server';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
 import { listStates } from '../cni/state';
+import { guardedDevices } from '../cni/guarded-devices';
+import { GuardDrops } from '../../overlay/agent/guard-drops';
 import { legVnis } from '../cni/trunk';
 import { EditOutcome, runTrunkEdits, staticTrunkLookup, TrunkLookup } from '../cni/trunk-edit';
 import { runCni } from '../dispatch/run';
@@ -26,7 +28,9 @@ import type { KubernetesNodeSide } from '../../overlay/agent/k8s/node-side';
 interface NadTrunks { lookup: TrunkLookup; publish(outcomes: EditOutcome[]): Promise<void> }
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
-async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void, onNads: (t: NadTrunks) => void): Promise<{ source: MembershipSource; stop(): void }> {
+type WarnPod = (ref: { namespace: string; name: string }, ifname: string, network: string, drops: number) => Promise<void>;
+
+async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void, onNads: (t: NadTrunks) => void): Promise<{ source: MembershipSource; stop(): void; warnPod?: WarnPod }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
   const [nodeSide, { nadVnis }, { nadTrunkLookup, publishEdits }] = await Promise.all([
     import('../../overlay/agent/k8s/node-side'), import('../k8s/nad'), import('../k8s/trunk-nads')]); // the plugin's NAD parser, handed to the agent
@@ -42,7 +46,7 @@ async function membershipSource(conf: NodeConf, node: string, vtep: string, log:
   });
   const hotplug = await (await import('../hotplug/start')).startHotPlug(conf, node, side, log, kick);
   side.start();
-  return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); } };
+  return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); }, warnPod: (ref, ifname, network, drops) => side.warnSpoofing(ref, ifname, network, drops) };
 }
 
 /** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */
@@ -50,6 +54,12 @@ function busyVnis(stateDir: string): Set<number> {
   const out = new Set<number>();
   for (const s of listStates(stateDir).states) if (!s.complete) for (const l of s.legs) for (const v of legVnis(l)) out.add(v);
   return out;
+}
+
+/** How often the leg guards' drop counters are read for the warning (metrics read them on every scrape). */
+function guardPollMs(): number {
+  const ms = Number(process.env.PODLEGS_GUARD_POLL_MS ?? '');
+  return Number.isFinite(ms) && ms >= 100 && ms <= 3_600_000 ? ms : 10_000;
 }
 
 /** agent.resyncSeconds, unless PODLEGS_RESYNC_MS overrides it (tests, debugging). */
@@ -81,7 +91,7 @@ export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
     let onNadTrunks: (t: NadTrunks) => void = () => undefined; // set once the loop runs
     let kickAgent = (): void => undefined; // a hot-plugged leg's segment gets its flood list at once, not at the next event
-    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log, () => kickAgent(), (t) => onNadTrunks(t));
+    const { source, stop: stopSource, warnPod } = await membershipSource(conf, node, u.vtep, log, () => kickAgent(), (t) => onNadTrunks(t));
     vtep = u.vtep;
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {
@@ -94,8 +104,19 @@ export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise
       exclusive: (fn) => withNodeLock(conf.stateDir, fn, 2000),
     });
     agent = a;
+    const guardKernel = Kernel.open();
+    const guards = new GuardDrops(guardKernel, () => guardedDevices(listStates(conf.stateDir).states), {
+      metrics,
+      onDrops: (d, fresh) => {
+        log.warn('leg guard dropped spoofed frames', { network: d.network, pod: d.pod, interface: d.interface, hostIf: d.hostIf, drops: d.drops, new: fresh });
+        if (d.podRef && warnPod) void warnPod(d.podRef, d.interface, d.network, fresh);
+      },
+    });
+    const pollGuards = (): Promise<unknown> => guards.poll().catch((e: Error) => log.warn('could not read leg guard counters', { error: e.message }));
+    const guardTimer = setInterval(() => void pollGuards(), guardPollMs());
+    guardTimer.unref();
     const server = await serveHttp(conf.agent.metricsAddress, {
-      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+      metrics: async () => { await pollGuards(); return { contentType: metrics.contentType, body: await metrics.text() }; },
       health: () => a.health(),
     });
     a.start();
@@ -147,6 +168,9 @@ export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise
     await cni.close();
     await edits;
     // The kernel keeps every entry: a restarted agent diffs against it, traffic never stops.
+    clearInterval(guardTimer);
+    await guards.poll().catch(() => undefined);
+    guardKernel.close();
     await a.stop();
     stopSource();
     await new Promise<void>((resolve) => server.close(() => resolve()));
