@@ -2,7 +2,6 @@
 // CNI_PATH with the caller's environment (CNI_ARGS included) and, on stdin, the
 // network config the plugin would see from a reference plugin: name,
 // cniVersion, ipam, and the leg's runtimeConfig/args.
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, Code } from './errors';
@@ -57,6 +56,10 @@ export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, ctx: 
     cniVersion, name: ctx.name, type: 'podlegs', ipam,
     ...(ctx.runtimeConfig ? { runtimeConfig: ctx.runtimeConfig } : {}), ...(ctx.args ? { args: ctx.args } : {}),
   });
+  // Required here, not at the top: node's child_process (with dgram, net sockets lists) is
+  // ~2 ms to load, and only legs with an IPAM plugin need it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawnSync } = require('child_process') as typeof import('child_process');
   const r = spawnSync(bin, [], {
     input: stdin,
     encoding: 'utf8',
