@@ -4,7 +4,7 @@
 // side and records it. Only the VLAN list is applied live; the rest of a trunk's config is
 // reported in `notLive` and left as it is.
 import { Kernel } from '../../overlay/kernel/kernel';
-import { ensureSegment, removeLegsAndEmptySegments, Segment } from '../../overlay/segment';
+import { ensureSegment, noGrace, removeLegsAndEmptySegments, Segment } from '../../overlay/segment';
 import { changeTrunkVlans, TrunkUnsupported } from '../../overlay/trunk-leg';
 import { trunkFilterProgram } from '../../overlay/trunk-filter';
 import { bridgeName, trunkVlanName } from '../../overlay/names';
@@ -147,7 +147,7 @@ export async function applyTrunkEdit(c: EditContext, state: AttachmentState, leg
       native: !!t.native,
     });
   } catch (e) {
-    await undo(c, leg, before, plan).catch(() => undefined);
+    await undo(c, state, leg, before, plan).catch(() => undefined);
     t.vlans = before;
     writeState(c.stateDir, state);
     if (e instanceof TrunkUnsupported) throw new CniError(Code.NotAvailable, e.message);
@@ -157,21 +157,21 @@ export async function applyTrunkEdit(c: EditContext, state: AttachmentState, leg
   const owner = (vid: number): string => `${state.containerId}/${state.ifname}/${trunkMemberLeg(leg.ifname, vid)}`;
   const outgoing = [...plan.remove, ...plan.retarget.map((r) => r.from)];
   if (leg.mac) for (const v of incoming) registry?.register({ vni: v.vni, vtep: state.vtep, mac: leg.mac, owner: owner(v.vid), network: v.network });
-  await removeLegsAndEmptySegments(c.node, plan.remove.map((v) => v.hostIf), outgoing.map((v) => v.vni));
+  await removeLegsAndEmptySegments(c.node, { hostIfs: plan.remove.map((v) => v.hostIf), vnis: outgoing.map((v) => v.vni), owner: { local: state.vtep, port: state.port }, grace: noGrace() });
   for (const v of outgoing) registry?.unregister({ vni: v.vni, vtep: state.vtep, owner: owner(v.vid) });
   t.vlans = plan.vlans;
   writeState(c.stateDir, state);
 }
 
 /** The old VLANs back: old filter, retargeted sub-interfaces home, added ones and the segments made for them deleted. */
-async function undo(c: EditContext, leg: LegState, before: TrunkVlanState[], plan: TrunkEditPlan): Promise<void> {
+async function undo(c: EditContext, state: Pick<AttachmentState, 'vtep' | 'port'>, leg: LegState, before: TrunkVlanState[], plan: TrunkEditPlan): Promise<void> {
   const host = await c.node.linkByName(leg.hostIf);
   if (host) await c.node.replaceIngressBpf(host.index, trunkFilterProgram(before.map((v) => v.vid), !!leg.trunk!.native));
   for (const r of plan.retarget) {
     const [sub, br] = [await c.node.linkByName(r.from.hostIf), await c.node.linkByName(bridgeName(r.from.vni))];
     if (sub && br) await c.node.setLink(sub.index, { master: br.index });
   }
-  await removeLegsAndEmptySegments(c.node, plan.add.map((v) => v.hostIf), [...plan.add, ...plan.retarget.map((r) => r.to)].map((v) => v.vni));
+  await removeLegsAndEmptySegments(c.node, { hostIfs: plan.add.map((v) => v.hostIf), vnis: [...plan.add, ...plan.retarget.map((r) => r.to)].map((v) => v.vni), owner: { local: state.vtep, port: state.port }, grace: noGrace() });
 }
 
 /** Static mode: the trunk networks of the node config (Kubernetes NAD keys, "ns/name", are not its own). */
