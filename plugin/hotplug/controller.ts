@@ -23,7 +23,7 @@ import { planHotPlug, toElement } from './plan';
 import { mergeStatus, parseStatus, sameJson, STALE_KEY } from './status';
 import { staleMessage, staleReasons } from './nad-edits';
 import { currentAttachment } from './sandbox';
-import { postPodEvent } from './pod-event';
+import { podRefOf, postPodEvent } from '../../overlay/kube/pod-event';
 
 /** A transient failure (API, node lock, kernel) is tried again after this long (the periodic run). */
 const RETRY_MS = 9_000; // just under the periodic run (start.ts)
@@ -146,7 +146,7 @@ export class HotPlug {
         if (refusal) {
           this.reported.set(key, `${this.o.nadVersion()}|${reason}`);
           this.o.log.warn('hot-plug refused: nothing changed in the pod', { pod: where, element: toElement(sel), reason });
-          await postPodEvent(this.o.client, pod, { reason: 'AddInterfaceRefused', type: 'Warning', host: this.o.nodeName, message }, this.o.log);
+          await postPodEvent(this.o.client, podRefOf(pod), { reason: 'AddInterfaceRefused', type: 'Warning', message }, this.o.nodeName, this.o.log);
         } else {
           ok = false;
           this.retryAt.set(key, Date.now() + RETRY_MS);
@@ -225,7 +225,7 @@ export class HotPlug {
       });
       for (const l of gone.filter((x) => !x.pending)) {
         this.o.log.info('hot-unplug: leg detached', { pod: where, ifname: l.ifname, network: l.network, vni: l.vni });
-        await postPodEvent(this.o.client, pod, { reason: 'RemovedInterface', type: 'Normal', host: this.o.nodeName, message: `Remove ${l.ifname} from ${l.network} (podlegs)` }, this.o.log);
+        await postPodEvent(this.o.client, podRefOf(pod), { reason: 'RemovedInterface', type: 'Normal', message: `Remove ${l.ifname} from ${l.network} (podlegs)` }, this.o.nodeName, this.o.log);
       }
       return true;
     } catch (e) {
@@ -313,6 +313,6 @@ export class HotPlug {
     if (this.reported.get(key) === message) return;
     this.reported.set(key, message);
     this.o.log.warn(`hot-plug: ${message}`, { pod: `${pod.metadata.namespace}/${pod.metadata.name}` });
-    await postPodEvent(this.o.client, pod, { reason, type: 'Warning', host: this.o.nodeName, message }, this.o.log);
+    await postPodEvent(this.o.client, podRefOf(pod), { reason, type: 'Warning', message }, this.o.nodeName, this.o.log);
   }
 }

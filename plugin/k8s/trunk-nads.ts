@@ -10,6 +10,7 @@ import { isTrunkEntry } from '../cni/trunk-config';
 import type { EditOutcome, TrunkLookup } from '../cni/trunk-edit';
 import type { AttachmentState, LegState } from '../cni/state';
 import { ApiError, KubeClient } from '../../overlay/kube/http';
+import { PodEvent, postPodEvent } from '../../overlay/kube/pod-event';
 import { NadObject, podlegsNadConfig } from './nad';
 import { NETWORK_STATUS_ANNOTATION, NetworkStatus, VLANS_KEY } from '../../overlay/agent/k8s/network-status';
 import { PodObject, resolveTrunkNad } from './pod-legs';
@@ -64,23 +65,6 @@ export async function publishTrunkVlans(client: KubeClient, s: AttachmentState, 
   }
 }
 
-export interface PodEvent { reason: string; type: 'Normal' | 'Warning'; message: string }
-
-/** One Event on a pod, from podlegs on this node. */
-export async function postPodEvent(client: KubeClient, pod: { namespace: string; name: string; uid?: string }, host: string, ev: PodEvent): Promise<void> {
-  const now = new Date().toISOString();
-  await client.request(`/api/v1/namespaces/${pod.namespace}/events`, {
-    method: 'POST',
-    body: {
-      apiVersion: 'v1', kind: 'Event',
-      metadata: { generateName: `${pod.name}.`, namespace: pod.namespace },
-      involvedObject: { apiVersion: 'v1', kind: 'Pod', name: pod.name, namespace: pod.namespace, ...(pod.uid ? { uid: pod.uid } : {}) },
-      reason: ev.reason, type: ev.type, count: 1, firstTimestamp: now, lastTimestamp: now, message: ev.message,
-      source: { component: 'podlegs', host },
-    },
-  });
-}
-
 /** The Event an edit outcome gets. */
 export function editEvent(o: EditOutcome): PodEvent {
   const what = `${o.leg.ifname} (${o.leg.network})`;
@@ -107,10 +91,7 @@ export async function publishEdits(client: KubeClient, outcomes: EditOutcome[], 
       // The kernel has the new VLANs; other nodes learn them when network-status is written.
       o.log.warn('could not write the trunk\'s new VLANs into network-status; other nodes keep flooding for the old ones', { pod: `${namespace}/${name}`, error: (e as Error).message });
     }
-    try {
-      await postPodEvent(client, { namespace, name, uid: o.uidOf(namespace, name) }, o.host, editEvent(out));
-    } catch (e) {
-      o.log.warn('could not record the trunk edit event', { pod: `${namespace}/${name}`, error: (e as Error).message });
-    }
+    const uid = o.uidOf(namespace, name);
+    await postPodEvent(client, { namespace, name, ...(uid ? { uid } : {}) }, editEvent(out), o.host, o.log);
   }
 }

@@ -11,6 +11,7 @@ import { KubernetesMembership, NadLike, NadReader, PodLike, VTEP_ANNOTATION } fr
 import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
 import { nadCachePath, NODE_ASN_LABEL, nodeAsnPath } from './node-files';
 import { loadApiTarget } from '../../kube/kubeconfig';
+import { podRefOf, postPodEvent } from '../../kube/pod-event';
 
 export interface NodeSideLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
 
@@ -112,22 +113,10 @@ export class KubernetesNodeSide {
   /** A Warning event on the pod whose leg guard dropped frames (the caller rate-limits). */
   async warnSpoofing(ref: { namespace: string; name: string }, ifname: string, network: string, drops: number): Promise<void> {
     const pod = [...this.membership.pods.items.values()].find((p) => p.metadata.namespace === ref.namespace && p.metadata.name === ref.name);
-    const now = new Date().toISOString();
-    try {
-      await this.client.request(`/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/events`, {
-        method: 'POST',
-        body: {
-          apiVersion: 'v1', kind: 'Event',
-          metadata: { generateName: `${ref.name}.`, namespace: ref.namespace },
-          involvedObject: { apiVersion: 'v1', kind: 'Pod', name: ref.name, namespace: ref.namespace, ...(pod?.metadata.uid ? { uid: pod.metadata.uid } : {}) },
-          reason: 'SpoofedFramesDropped', type: 'Warning', count: 1, firstTimestamp: now, lastTimestamp: now,
-          message: `podlegs dropped ${drops} frame(s) sent on ${ifname} (network ${network}) with a source MAC, ARP sender or ND address the leg may not use`,
-          source: { component: 'podlegs', host: this.o.nodeName },
-        },
-      });
-    } catch (e) {
-      this.o.log.warn('could not record SpoofedFramesDropped event', { pod: `${ref.namespace}/${ref.name}`, error: (e as Error).message });
-    }
+    await postPodEvent(this.client, { ...ref, ...(pod?.metadata.uid ? { uid: pod.metadata.uid } : {}) }, {
+      reason: 'SpoofedFramesDropped', type: 'Warning',
+      message: `podlegs dropped ${drops} frame(s) sent on ${ifname} (network ${network}) with a source MAC, ARP sender or ND address the leg may not use`,
+    }, this.o.nodeName, this.o.log);
   }
 
   /** One AddedInterface event per new leg of a pod on this node. */
@@ -152,23 +141,7 @@ export class KubernetesNodeSide {
     }
     if (!this.eventsPrimed) { this.eventsPrimed = true; return; } // legs that existed before this agent started
     for (const f of fresh) {
-      const now = new Date().toISOString();
-      const ns = f.pod.metadata.namespace ?? 'default';
-      try {
-        await this.client.request(`/api/v1/namespaces/${ns}/events`, {
-          method: 'POST',
-          body: {
-            apiVersion: 'v1', kind: 'Event',
-            metadata: { generateName: `${f.pod.metadata.name}.`, namespace: ns },
-            involvedObject: { apiVersion: 'v1', kind: 'Pod', name: f.pod.metadata.name, namespace: ns, uid: f.pod.metadata.uid },
-            reason: 'AddedInterface', type: 'Normal', count: 1, firstTimestamp: now, lastTimestamp: now,
-            message: `Add ${f.ifname} from ${f.network} (podlegs)`,
-            source: { component: 'podlegs', host: this.o.nodeName },
-          },
-        });
-      } catch (e) {
-        this.o.log.warn('could not record AddedInterface event', { pod: `${ns}/${f.pod.metadata.name}`, error: (e as Error).message });
-      }
+      await postPodEvent(this.client, podRefOf(f.pod), { reason: 'AddedInterface', type: 'Normal', message: `Add ${f.ifname} from ${f.network} (podlegs)` }, this.o.nodeName, this.o.log);
     }
   }
 }
