@@ -1,0 +1,68 @@
+/**
+ * What podlegs left on a lab node after its pods were deleted, for the reliability tests: every
+ * kind of object an ADD creates, each reported as one line (so a failing test says what leaked).
+ *
+ *   links     pl* links in the node's netns (legs, bridges, VXLAN devices); any link but lo in a pod's
+ *   fdb       FDB entries of the node's plvx* devices; on the other nodes, entries pointing at it
+ *   state     files in the node's stateDir but node.lock (a killed writer's .tmp file included)
+ *   registry  registry files naming the node's VTEP (a killed writer's .tmp file included)
+ *   ipam      host-local allocation files (named by the address) under the node's ipam dir
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Lab, LabNode } from '../../lab/lab';
+import { filesUnder, ipJson } from '../../lab/nf';
+
+interface FdbJson { mac: string; dst?: string; ifname?: string }
+
+export async function nodeLeaks(lab: Lab, node: LabNode, podNetns: string[] = []): Promise<string[]> {
+  const out: string[] = [];
+  for (const l of await ipJson<{ ifname: string }[]>(lab, node.nsName, 'link')) if (/^pl/.test(l.ifname)) out.push(`link ${l.ifname}`);
+  for (const ns of podNetns) {
+    for (const l of await ipJson<{ ifname: string }[]>(lab, ns, 'link')) if (l.ifname !== 'lo') out.push(`link ${l.ifname} in ${ns}`);
+  }
+  for (const n of lab.nodes) {
+    for (const e of await fdb(lab, n)) {
+      if (n === node || e.dst === node.vtep) out.push(`fdb on ${n.name}: ${e.mac} dev ${e.ifname} dst ${e.dst ?? '-'}`);
+    }
+  }
+  for (const f of filesUnder(path.join(node.dir, 'state'))) if (path.basename(f) !== 'node.lock') out.push(`state file ${f}`);
+  for (const f of filesUnder(lab.registryDir)) {
+    let text = '';
+    try { text = fs.readFileSync(f, 'utf8'); } catch { /* removed meanwhile */ }
+    if (text.includes(`"${node.vtep}"`) || path.basename(f).startsWith('.')) out.push(`registry file ${f}`);
+  }
+  for (const f of filesUnder(path.join(node.dir, 'ipam'))) if (/\d+\.\d+\.\d+\.\d+$/.test(f)) out.push(`ipam allocation ${f}`);
+  return out;
+}
+
+/** FDB entries of podlegs' VXLAN devices (plvx*) on a node, from the kernel. */
+async function fdb(lab: Lab, n: LabNode): Promise<FdbJson[]> {
+  const r = await lab.sh('bridge -j fdb show', { netns: n.nsName });
+  return (JSON.parse(r.stdout.trim() || '[]') as FdbJson[]).filter((e) => /^plvx\d+$/.test(e.ifname ?? ''));
+}
+
+/** Resident set size of a process, in MiB (VmRSS). */
+export function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Math.round((Number(m[1]) / 1024) * 10) / 10;
+}
+
+/** A small seeded PRNG (mulberry32): the same seed replays the same trials. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The seed of this run: $PODLEGS_TEST_SEED to replay one, else a fresh one. */
+export function testSeed(): number {
+  const v = Number(process.env.PODLEGS_TEST_SEED);
+  return Number.isInteger(v) && v > 0 ? v : 1 + Math.floor(Math.random() * 0x7fffffff);
+}
