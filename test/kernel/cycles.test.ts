@@ -13,6 +13,7 @@ import { nodeLeaks, prng, rssMiB, testSeed } from './support/leftovers';
 
 const CYCLES = 500;
 const SAMPLE_EVERY = 100;
+const WORKERS = 2; // pods cycling side by side
 const PODS = 4; // pod netns reused in turn, each with a new container ID (what DEL leaves in them is checked)
 const RSS_BOUND_MIB = 64;
 const GRACE_S = 1;
@@ -74,27 +75,41 @@ test(`${CYCLES} ADD/DEL cycles of 1 to 4 legs on mixed networks through the agen
   const servedBefore = served(agent);
   const legCounts = [0, 0, 0, 0];
   const t0 = Date.now();
-  try {
-    for (let c = 1; c <= CYCLES; c++) {
+  const splits: number[] = []; // seconds per SAMPLE_EVERY cycles: a per-cycle cost that grows shows here
+  let started = 0;
+  let done = 0;
+  let lastSplit = t0;
+  // WORKERS pods' cycles interleave, as a node's do: one's DEL beside another's ADD.
+  const worker = async (w: number): Promise<void> => {
+    while (started < CYCLES) {
+      const c = ++started;
       // 1..4 of the networks, in a random order; static networks get an address of the cycle.
       const nets = [...NETWORKS].sort(() => random() - 0.5).slice(0, 1 + Math.floor(random() * 4));
       legCounts[nets.length - 1]++;
       const legs = nets.map((net, i) => ({
         network: net, interface: `net${i + 1}`,
-        ...(net === 'a' ? { ips: [`10.100.0.${1 + (c % 150)}/24`] } : net === 'c' ? { ips: [`10.200.0.${1 + (c % 150)}/24`] } : {}),
+        ...(net === 'a' ? { ips: [`10.100.0.${1 + (c % 200)}/24`] } : net === 'c' ? { ips: [`10.200.0.${1 + (c % 200)}/24`] } : {}),
       }));
-      const pod: LabPod = { ...pods[c % PODS], containerId: randomBytes(32).toString('hex') };
+      const pod: LabPod = { ...pods[w + WORKERS * (c % (PODS / WORKERS))], containerId: randomBytes(32).toString('hex') };
       const add = mustOk(await lab.exec(node, 'podlegs', { command: 'ADD', pod, conf: conf(node, legs) }), `cycle ${c} ADD ${nets.join(',')}`);
       mustOk(await lab.exec(node, 'podlegs', { command: 'DEL', pod, conf: conf(node, legs, add.json) }), `cycle ${c} DEL ${nets.join(',')}`);
-      if (c % SAMPLE_EVERY === 0) rss.push({ at: `cycle ${c}`, mib: rssMiB(agent.pid) });
+      if (++done % SAMPLE_EVERY === 0) {
+        rss.push({ at: `cycle ${done}`, mib: rssMiB(agent.pid) });
+        splits.push(Math.round((Date.now() - lastSplit) / 100) / 10);
+        lastSplit = Date.now();
+      }
     }
+  };
+  try {
+    // The first failure stops the other worker too (it finishes its cycle), then fails the test.
+    await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w).catch((e: unknown) => { started = CYCLES; throw e; })));
     const cyclesMs = Date.now() - t0;
     // Emptied segments go after the agent's grace period: wait for it, bounded generously.
     let leaks: string[] = [];
     await waitUntil('nothing left on the node', async () => (leaks = await nodeLeaks(lab, node, pods.map((p) => p.nsName))).length === 0, CONVERGE_MS, 200)
       .catch(() => undefined);
     rss.push({ at: 'end', mib: rssMiB(agent.pid) });
-    process.stdout.write(`cycles: ${CYCLES} ADD/DEL cycles in ${(cyclesMs / 1000).toFixed(1)} s (${(cyclesMs / CYCLES).toFixed(0)} ms per cycle);` +
+    process.stdout.write(`cycles: ${CYCLES} ADD/DEL cycles in ${(cyclesMs / 1000).toFixed(1)} s (${WORKERS} side by side; s per ${SAMPLE_EVERY} cycles: ${splits.join(', ')});` +
       ` legs per pod 1/2/3/4: ${legCounts.join('/')}; agent RSS MiB ${rss.map((r) => `${r.at} ${r.mib}`).join(', ')}` +
       ` (growth ${(rss[rss.length - 1].mib - rss[0].mib).toFixed(1)} MiB)\n`);
     expect(leaks).toEqual([]);
