@@ -2,7 +2,7 @@
 // can undo it without the netns, the config or any API.
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFileAtomic } from '../overlay/fs/atomic-write';
+import { removeFileAndTemps, writeFileAtomic } from '../overlay/fs/atomic-write';
 import type { IpamConf, RegistryConf } from './cni/config';
 import { CniError, Code } from './cni/errors';
 import type { IpamContext } from './cni/ipam';
@@ -96,8 +96,9 @@ export function readState(stateDir: string, containerId: string, ifname: string)
   }
 }
 
+/** Removes the attachment's state, and a temp file of it an ADD killed while writing it left. */
 export function removeState(stateDir: string, containerId: string, ifname: string): void {
-  fs.rmSync(fileOf(stateDir, containerId, ifname), { force: true });
+  removeFileAndTemps(fileOf(stateDir, containerId, ifname));
 }
 
 /** Every recorded attachment; unreadable files are returned as names for the caller to report. */

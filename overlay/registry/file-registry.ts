@@ -3,7 +3,7 @@
 // so concurrent writers never see or produce half-written entries.
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFileAtomic } from '../fs/atomic-write';
+import { removeFileAndTemps, writeFileAtomic } from '../fs/atomic-write';
 import { Member, MemberProblem, MembershipSource, parseMember } from './member';
 
 const fileName = (m: Pick<Member, 'vtep' | 'owner'>): string =>
@@ -37,15 +37,9 @@ export class FileRegistry implements MembershipSource {
     writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m));
   }
 
-  /** Removes a member; false when it was not registered. */
+  /** Removes a member (and a temp file its killed writer left); false when it was not registered. */
   unregister(m: Pick<Member, 'vni' | 'vtep' | 'owner'>): boolean {
-    try {
-      fs.unlinkSync(path.join(this.vniDir(m.vni), fileName(m)));
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw e;
-    }
+    return removeFileAndTemps(path.join(this.vniDir(m.vni), fileName(m)));
   }
 
   /** Members of the given VNIs (all when omitted); unreadable entries are reported, not returned. */
