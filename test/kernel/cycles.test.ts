@@ -5,11 +5,10 @@
 // file, registry entry or IPAM allocation is left; the agent served every call and its RSS,
 // sampled every 100 cycles, stayed within a generous bound (reported, not a speed assertion).
 // Trunk legs need 8021q, which this kernel lacks (test/vm/ covers them).
-import * as path from 'path';
 import { randomBytes } from 'crypto';
 import { CniOutcome, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
 import { CONVERGE_MS, startAgent, waitUntil } from '../lab/nf';
-import { nodeLeaks, prng, rssMiB, testSeed } from './support/leftovers';
+import { nodeLeaks, prng, reliabilityConf, rssMiB, testSeed } from './support/reliability';
 
 const CYCLES = 500;
 const SAMPLE_EVERY = 100;
@@ -18,7 +17,6 @@ const PODS = 4; // pod netns reused in turn, each with a new container ID (what 
 const RSS_BOUND_MIB = 64;
 const GRACE_S = 1;
 
-type Json = Record<string, unknown>;
 const NETWORKS = ['a', 'b', 'c', 'd'] as const;
 
 let lab: Lab;
@@ -27,21 +25,8 @@ let peer: LabNode;
 let peerPod: LabPod;
 const agents: LabProcess[] = [];
 
-function conf(n: LabNode, legs: Json[], prevResult?: unknown): Json {
-  return {
-    cniVersion: '1.0.0', name: 'lab', type: 'podlegs',
-    underlay: { interface: 'ul0' }, registry: { type: 'file', path: lab.registryDir },
-    stateDir: path.join(n.dir, 'state'), log: { file: path.join(n.dir, 'podlegs.log'), level: 'info' },
-    agent: { socket: n.agentSocket },
-    networks: {
-      a: { vni: 100 },
-      b: { vni: 200, ipam: { type: 'host-local', subnet: '10.30.0.0/24', dataDir: path.join(n.dir, 'ipam') } },
-      c: { vni: 300 },
-      d: { vni: 400, ipam: { type: 'host-local', subnet: '10.40.0.0/24', dataDir: path.join(n.dir, 'ipam') } },
-    },
-    legs, ...(prevResult ? { prevResult } : {}),
-  };
-}
+const conf = (n: LabNode, legs: Record<string, unknown>[], prevResult?: unknown): Record<string, unknown> =>
+  reliabilityConf(lab, n, legs, { prevResult });
 
 const mustOk = (o: CniOutcome, what: string): CniOutcome => {
   if (o.code !== 0) throw new Error(`${what}: exit ${o.code}: ${o.stdout} ${o.stderr}`);

@@ -1,6 +1,7 @@
 /**
- * What podlegs left on a lab node after its pods were deleted, for the reliability tests: every
- * kind of object an ADD creates, each reported as one line (so a failing test says what leaked).
+ * Shared by the reliability tests (cycles, kill-add): their plugin config, a seeded PRNG, the
+ * agent's RSS, and what podlegs left on a lab node after its pods were deleted: every kind of
+ * object an ADD creates, each reported as one line (so a failing test says what leaked).
  *
  *   links     pl* links in the node's netns (legs, bridges, VXLAN devices); any link but lo in a pod's
  *   fdb       FDB entries of the node's plvx* devices; on the other nodes, entries pointing at it
@@ -12,6 +13,28 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Lab, LabNode } from '../../lab/lab';
 import { filesUnder, ipJson } from '../../lab/nf';
+
+type Json = Record<string, unknown>;
+
+/**
+ * The podlegs entry of the reliability tests on node n: networks a and c static, b and d with
+ * host-local IPAM; socket: where the plugin looks for the agent (default the node's agent).
+ */
+export function reliabilityConf(lab: Lab, n: LabNode, legs: Json[], o: { prevResult?: unknown; socket?: string } = {}): Json {
+  return {
+    cniVersion: '1.0.0', name: 'lab', type: 'podlegs',
+    underlay: { interface: 'ul0' }, registry: { type: 'file', path: lab.registryDir },
+    stateDir: path.join(n.dir, 'state'), log: { file: path.join(n.dir, 'podlegs.log'), level: 'info' },
+    agent: { socket: o.socket ?? n.agentSocket },
+    networks: {
+      a: { vni: 100 },
+      b: { vni: 200, ipam: { type: 'host-local', subnet: '10.30.0.0/24', dataDir: path.join(n.dir, 'ipam') } },
+      c: { vni: 300 },
+      d: { vni: 400, ipam: { type: 'host-local', subnet: '10.40.0.0/24', dataDir: path.join(n.dir, 'ipam') } },
+    },
+    legs, ...(o.prevResult ? { prevResult: o.prevResult } : {}),
+  };
+}
 
 interface FdbJson { mac: string; dst?: string; ifname?: string }
 

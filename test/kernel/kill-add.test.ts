@@ -1,0 +1,156 @@
+// 50 trials of SIGKILL at a random moment of an ADD of 4 legs (two static, two host-local IPAM),
+// each followed by the runtime's DEL with the same arguments: 25 kill the plugin process running
+// the ADD in-process (no agent on the node), 25 kill the node agent while it serves the ADD (then
+// start it again, as its DaemonSet would). After each DEL nothing is left (links in the node and
+// the pod, FDB entries here and on the other node, state, registry, IPAM) and the ADD of a new
+// pod works. The moment is a seeded random delay within the ADD's duration, measured once first.
+import { readFileSync } from 'fs';
+import * as path from 'path';
+import { CniOutcome, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
+import { CONVERGE_MS, sleep, startAgent, waitUntil } from '../lab/nf';
+import { nodeLeaks, prng, reliabilityConf, testSeed } from './support/reliability';
+
+const TRIALS = 25; // per way
+const GRACE_S = 1;
+
+type Json = Record<string, unknown>;
+const LEGS: Json[] = [
+  { network: 'a', interface: 'net1', ips: ['10.100.0.5/24'] },
+  { network: 'b', interface: 'net2' },
+  { network: 'c', interface: 'net3', ips: ['10.200.0.5/24'] },
+  { network: 'd', interface: 'net4' },
+];
+
+let lab: Lab;
+let node: LabNode;
+let peer: LabNode;
+let peerPod: LabPod;
+let peerAgent: LabProcess;
+let agent: LabProcess | undefined;
+const seed = testSeed();
+const random = prng(seed);
+
+const noAgent = (): string => path.join(node.dir, 'nobody.sock');
+const conf = (socket: string, prevResult?: unknown): Json => reliabilityConf(lab, node, LEGS, { socket, prevResult });
+const stateFile = (pod: LabPod): string => path.join(node.dir, 'state', 'attachments', `${pod.containerId}_eth0.json`);
+const mustOk = (o: CniOutcome, what: string): CniOutcome => {
+  if (o.code !== 0) throw new Error(`${what}: exit ${o.code}: ${o.stdout} ${o.stderr}`);
+  return o;
+};
+
+/** An ADD as the runtime starts it (nsenter execs the plugin: the PID is the plugin's), not awaited. */
+function startAdd(pod: LabPod, socket: string): LabProcess {
+  return lab.spawn(undefined, ['nsenter', `--net=${node.netns}`, '--', lab.podlegsBin], {
+    stdin: JSON.stringify(conf(socket)),
+    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod.containerId, CNI_NETNS: pod.netns, CNI_IFNAME: 'eth0', CNI_PATH: lab.cniPath.join(':') },
+  });
+}
+async function timedAdd(pod: LabPod, socket: string): Promise<number> {
+  const t0 = performance.now();
+  const p = startAdd(pod, socket);
+  const exit = await p.exited;
+  if (exit.code !== 0) throw new Error(`ADD: exit ${JSON.stringify(exit)}: ${p.stdout()} ${p.stderr()}`);
+  return performance.now() - t0;
+}
+const del = (pod: LabPod, socket: string): Promise<CniOutcome> => lab.exec(node, 'podlegs', { command: 'DEL', pod, conf: conf(socket) });
+const newPod = (name: string): Promise<LabPod> => lab.addPod(node, name);
+/** "CNI call served" runMs of the agent's last served ADD. */
+function lastRunMs(a: LabProcess): number {
+  const line = a.stderr().split('\n').filter((l) => l.includes('"message":"CNI call served"') && l.includes('"command":"ADD"')).pop();
+  if (!line) throw new Error('the agent served no ADD');
+  return (JSON.parse(line) as { runMs: number }).runMs;
+}
+
+/** What a SIGKILL interrupted, from the exit and the state the ADD left. */
+function outcome(pod: LabPod, exit: { code: number | null; signal: string | null }, stdout: string): string {
+  let complete: boolean | undefined;
+  try { complete = (JSON.parse(readFileSync(stateFile(pod), 'utf8')) as { complete: boolean }).complete; } catch { /* none */ }
+  const state = complete === undefined ? 'no state' : complete ? 'complete state' : 'partial state';
+  if (exit.signal === 'SIGKILL') return `plugin killed, ${state}`;
+  if (exit.code === 0) return `ADD finished, ${state}`;
+  const code = (() => { try { return (JSON.parse(stdout) as { code?: number }).code; } catch { return undefined; } })();
+  return `exit ${exit.code} code ${code}, ${state}`;
+}
+
+beforeAll(async () => {
+  process.stdout.write(`kill-add: seed ${seed} (PODLEGS_TEST_SEED=${seed} replays it)\n`);
+  lab = await Lab.create({ nodes: 2 });
+  [node, peer] = lab.nodes;
+  // A member on the other node (its agent follows this node's membership): flood lists to get right.
+  peerAgent = await startAgent(lab, peer, { graceSeconds: GRACE_S });
+  peerPod = await lab.addPod(peer, 'peer');
+  mustOk(await lab.exec(peer, 'podlegs', { command: 'ADD', pod: peerPod, conf: reliabilityConf(lab, peer, [
+    { network: 'a', interface: 'net1', ips: ['10.100.0.200/24'] }, { network: 'b', interface: 'net2', ips: ['10.30.0.200/24'] }]) }), 'peer ADD');
+}, 120_000);
+
+afterAll(async () => {
+  await agent?.kill();
+  if (peerPod) await lab.exec(peer, 'podlegs', { command: 'DEL', pod: peerPod, conf: reliabilityConf(lab, peer, []) });
+  await peerAgent?.kill();
+  await lab?.destroy();
+  expect(await leakCheck(lab?.prefix)).toEqual([]);
+}, 120_000);
+
+/**
+ * One trial: an ADD of a new pod, SIGKILL of `victim()` after delayMs, then (after restart) the
+ * runtime's DEL; nothing left; the ADD of another new pod works and is deleted again.
+ */
+async function trial(i: number, socket: string, delayMs: number, victim: (add: LabProcess) => number, restart: () => Promise<void>): Promise<string> {
+  const pod = await newPod(`k${i}`);
+  const add = startAdd(pod, socket);
+  await sleep(delayMs);
+  try { process.kill(victim(add), 'SIGKILL'); } catch { /* already exited */ }
+  const exit = await add.exited;
+  await restart();
+  const what = outcome(pod, exit, add.stdout());
+  mustOk(await del(pod, socket), `trial ${i} (${what}) DEL`);
+  let leaks: string[] = [];
+  await waitUntil('nothing left', async () => (leaks = await nodeLeaks(lab, node, [pod.nsName])).length === 0, CONVERGE_MS, 100).catch(() => undefined);
+  expect({ trial: i, delayMs, what, leaks }).toEqual({ trial: i, delayMs, what, leaks: [] });
+  await lab.removePod(pod);
+  const next = await newPod(`k${i}n`);
+  mustOk(await lab.exec(node, 'podlegs', { command: 'ADD', pod: next, conf: conf(socket) }), `trial ${i} (${what}) next ADD`);
+  mustOk(await del(next, socket), `trial ${i} next DEL`);
+  await lab.removePod(next);
+  return what;
+}
+
+const tally = (outcomes: string[]): string => Object.entries(outcomes.reduce<Record<string, number>>((m, o) => ({ ...m, [o]: (m[o] ?? 0) + 1 }), {}))
+  .map(([o, n]) => `${n}× ${o}`).join(', ');
+
+test(`${TRIALS} SIGKILLs of the plugin at a random moment of an in-process ADD, each followed by DEL: nothing left, the next ADD works`, async () => {
+  // The ADD's duration, from the runtime's side: process start to exit.
+  const probe = await newPod('kprobe');
+  const addMs = await timedAdd(probe, noAgent());
+  mustOk(await del(probe, noAgent()), 'probe DEL');
+  await lab.removePod(probe);
+  const outcomes: string[] = [];
+  for (let i = 0; i < TRIALS; i++) {
+    const delayMs = Math.round(random() * addMs);
+    outcomes.push(await trial(i, noAgent(), delayMs, (add) => add.pid, async () => undefined));
+  }
+  process.stdout.write(`kill-add in-process: ADD takes ${addMs.toFixed(0)} ms; ${TRIALS} kills in [0, ${addMs.toFixed(0)}) ms: ${tally(outcomes)}\n`);
+}, 600_000);
+
+test(`${TRIALS} SIGKILLs of the agent at a random moment of an ADD it serves, restart, DEL: nothing left, the next ADD works`, async () => {
+  agent = await startAgent(lab, node, { graceSeconds: GRACE_S });
+  // The ADD's duration from the runtime's side, and the part of it the agent spends on the call:
+  // the kill lands in the agent's part (a kill before the client connected only moves the ADD in-process).
+  const probe = await newPod('kprobe2');
+  const addMs = await timedAdd(probe, node.agentSocket);
+  const a = agent;
+  const runMs = await waitUntil('the agent logged the ADD it served', () => lastRunMs(a), 30_000, 50); // logged after its answer
+  mustOk(await del(probe, node.agentSocket), 'probe DEL');
+  await lab.removePod(probe);
+  const from = Math.max(0, addMs - runMs * 1.2);
+  const outcomes: string[] = [];
+  for (let i = 0; i < TRIALS; i++) {
+    const delayMs = Math.round(from + random() * (addMs - from));
+    const victim = agent;
+    outcomes.push(await trial(100 + i, node.agentSocket, delayMs, () => victim.pid, async () => {
+      await victim.exited.catch(() => undefined);
+      if (!victim.running()) agent = await startAgent(lab, node, { graceSeconds: GRACE_S });
+    }));
+  }
+  process.stdout.write(`kill-add agent: ADD takes ${addMs.toFixed(0)} ms, ${runMs.toFixed(0)} ms of it in the agent; ${TRIALS} kills in [${from.toFixed(0)}, ${addMs.toFixed(0)}) ms: ${tally(outcomes)}\n`);
+}, 900_000);
