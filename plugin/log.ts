@@ -2,7 +2,9 @@
 // loaded on the first log call so that a quiet invocation does not pay for it.
 import * as fs from 'fs';
 import * as path from 'path';
-import type { LogConf } from './cni/config';
+
+/** The plugin config's `log` key (parsed by plugin/cni/config). */
+export interface LogConf { file?: string; level: string }
 
 export interface Log {
   debug(msg: string, meta?: Record<string, unknown>): void;

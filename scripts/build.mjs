@@ -43,7 +43,7 @@ if (args[0] === '--code-cache-train-netns') {
 }
 
 const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
-const entry = opt('--entry', join(root, 'plugin/main.ts'));
+const entry = opt('--entry', join(root, 'plugin/cli/main.ts'));
 const outfile = opt('--out', join(root, 'dist/podlegs'));
 const outdir = dirname(outfile);
 const sourcemap = args.includes('--sourcemap');
@@ -154,7 +154,7 @@ try {
   // made every CNI call parse ~4 MB.
   if (!opt('--entry')) {
     await build({
-      entryPoints: [join(root, 'plugin/k8s/client-node-auth.ts')], bundle: true, platform: 'node', target: 'node20',
+      entryPoints: [join(root, 'overlay/kube/client-node-auth.ts')], bundle: true, platform: 'node', target: 'node20',
       format: 'cjs', outfile: join(stage, 'podlegs-kubeauth.js'), minify: true, legalComments: 'none', logLevel: 'error',
     });
   }

@@ -14,7 +14,7 @@ import * as path from 'path';
 import { writeFileAtomic } from '../../overlay/fs/atomic-write';
 import type { CiliumApiVersion } from './config';
 import type { DesiredBgp } from './desired';
-import { toLabelSelector } from './labels';
+import { toLabelSelector } from '../cni/labels';
 import type { Speaker, SyncReport } from './speaker';
 import type { SelectorConf, UpstreamPeer } from './config';
 

@@ -10,8 +10,8 @@
 // A 404 means the cluster has no such resource (no Cilium CRDs, Kubernetes before 1.31): the source
 // is not available, which is not an error. Any other failure is: the guard must not be built from
 // half of what the cluster would have said.
-import type { KubeClient } from '../k8s/http';
-import { ApiError } from '../k8s/http';
+import type { KubeClient } from '../../overlay/kube/http';
+import { ApiError } from '../../overlay/kube/http';
 import { outermost, parsePrefix, Prefix, PrefixError } from './prefixes';
 
 export type CidrKind = 'pod' | 'service';

@@ -14,8 +14,8 @@
 //                                            "peerConfig": "tor" }], "exportPodCIDR": false } }
 import { parseHostPort } from '../../overlay/values';
 import * as ipaddr from 'ipaddr.js';
-import { checkAsn } from './plugin-conf';
-import { LabelError, parseSelector, Selector } from './labels';
+import { checkAsn } from '../cni/bgp-conf';
+import { LabelError, parseSelector, Selector } from '../cni/labels';
 import { parsePrefix, Prefix, PrefixError, uniquePrefixes, within } from './prefixes';
 
 export type SpeakerKind = 'gobgp' | 'cilium';

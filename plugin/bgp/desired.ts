@@ -4,8 +4,8 @@
 import { asnFromText, asnProblem } from '../../overlay/values';
 import * as ipaddr from 'ipaddr.js';
 import type { BgpSyncConf } from './config';
-import { matches } from './labels';
-import { BGP_ASN_ANNOTATION } from './peer';
+import { matches } from '../cni/labels';
+import { BGP_ASN_ANNOTATION } from '../cni/bgp-peer';
 import type { PodInfo } from './pods';
 import type { Prefix } from './prefixes';
 

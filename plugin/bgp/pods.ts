@@ -4,9 +4,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ipaddr from 'ipaddr.js';
-import { listStates } from '../state';
-import type { Labels } from './labels';
-import { BGP_ASN_ANNOTATION } from './peer';
+import { listStates } from '../cni/state';
+import type { Labels } from '../cni/labels';
+import { BGP_ASN_ANNOTATION } from '../cni/bgp-peer';
 
 /** What bgp-sync needs to know about one pod. */
 export interface PodInfo {

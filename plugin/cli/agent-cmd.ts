@@ -14,17 +14,18 @@ import { serveHttp } from '../../overlay/agent/http';
 import { serveCni } from '../../overlay/agent/cni-server';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
-import { listStates } from '../state';
+import { listStates } from '../cni/state';
 import { legVnis } from '../cni/trunk';
-import { runCni } from '../cni/run';
+import { runCni } from '../dispatch/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
 async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log): Promise<{ source: MembershipSource; stop(): void }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
-  const { KubernetesNodeSide } = await import('../k8s/node-side');
-  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log });
+  const { KubernetesNodeSide } = await import('../../overlay/agent/k8s/node-side');
+  const { nadVnis } = await import('../k8s/nad'); // the plugin's NAD parser, handed to the agent
+  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log, nadVnis });
   side.start();
   return { source: side.membership, stop: () => side.stop() };
 }

@@ -11,7 +11,7 @@ import { bridgeName, vxlanName } from '../../overlay/names';
 import { FileRegistry } from '../../overlay/registry/file-registry';
 import { Member } from '../../overlay/registry/member';
 import { resolveUnderlay } from '../../overlay/underlay';
-import { listStates } from '../state';
+import { listStates } from '../cni/state';
 import type { PluginConf } from '../cni/config';
 
 interface SegmentStatus {

@@ -1,7 +1,7 @@
 // CHECK: every recorded leg is still as ADD left it.
 import { Kernel } from '../../overlay/kernel/kernel';
 import { bridgeName, vxlanName } from '../../overlay/names';
-import { readState } from '../state';
+import { readState } from './state';
 import { CmdContext } from './context';
 import { CniError, Code, invalidConfig } from './errors';
 import { openPod } from './common';

@@ -5,11 +5,12 @@ import { CniError, Code, invalidConfig } from './errors';
 import { absPath, cidr, int, isIpAddress, isObj, networkName, obj, Obj, onlyKeys, str } from './validate';
 import { checkVersion, CniVersion, parsePrevResult, Result } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
-import { parsePluginBgp, PluginBgpConf } from '../bgp/plugin-conf';
+import { parsePluginBgp, PluginBgpConf } from './bgp-conf';
 import { asnProblem, macProblem } from '../../overlay/values';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
 import { mtuLimit, vtepFamily } from '../../overlay/underlay';
 import { legMtu } from './mtu';
+import type { LogConf } from '../log';
 
 export const MAX_INPUT_BYTES = MAX_STDIN;
 export const MAX_VNI = 16777215;
@@ -37,7 +38,7 @@ export interface LegConf {
 }
 /** Where membership is published: a shared directory, or (Kubernetes) the pods' network-status, with no file at all. */
 export type RegistryConf = { type: 'file'; path: string } | { type: 'kubernetes' };
-export interface LogConf { file?: string; level: string }
+export type { LogConf };
 export interface Attachment { containerID: string; ifname: string }
 export interface KubernetesConf { kubeconfig: string; globalNamespaces: string[]; multus: boolean; nodeAsn?: number }
 export type Mode = 'static' | 'kubernetes' | 'delegate';

@@ -2,12 +2,12 @@
 // configuration it is called with only has to say where that state is (loadTeardownConf).
 import { Kernel } from '../../overlay/kernel/kernel';
 import { withNodeLock } from '../../overlay/node-lock';
-import { readState, removeState } from '../state';
+import { readState, removeState } from './state';
 import type { CniEnv } from './env';
 import type { TeardownConf } from './config';
 import type { Log } from '../log';
 import { teardown } from './teardown';
-import { forgetBgpPeer } from '../bgp/record';
+import { forgetBgpPeer } from './bgp-record';
 
 export async function cmdDel({ conf, env, log }: { conf: TeardownConf; env: CniEnv; log: Log }): Promise<void> {
   const state = readState(conf.stateDir, env.containerId, env.ifname);

@@ -4,10 +4,10 @@ import { Kernel } from '../../overlay/kernel/kernel';
 import { withNodeLock } from '../../overlay/node-lock';
 import { isProbeName, vniOfSegmentName } from '../../overlay/names';
 import { removeSegmentIfUnused } from '../../overlay/segment';
-import { listStates, removeState } from '../state';
+import { listStates, removeState } from './state';
 import { CmdContext } from './context';
 import { teardown } from './teardown';
-import { forgetBgpPeer } from '../bgp/record';
+import { forgetBgpPeer } from './bgp-record';
 
 export async function cmdGc({ conf, env, log }: CmdContext): Promise<void> {
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));

@@ -4,7 +4,7 @@
 // itself is not called: runtimes ask often, and an API outage is reported by ADD (code 11).
 import * as fs from 'fs';
 import { Kernel } from '../../overlay/kernel/kernel';
-import { NeedsClientNode, readKubeconfig } from '../k8s/kubeconfig';
+import { NeedsClientNode, readKubeconfig } from '../../overlay/kube/kubeconfig';
 import { CmdContext } from './context';
 import { CniError, Code } from './errors';
 import { nodeUnderlay } from './common';

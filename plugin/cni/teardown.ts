@@ -3,7 +3,7 @@
 import { Kernel } from '../../overlay/kernel/kernel';
 import { removeLegsAndEmptySegments } from '../../overlay/segment';
 import { FileRegistry } from '../../overlay/registry/file-registry';
-import { AttachmentState } from '../state';
+import { AttachmentState } from './state';
 import type { RegistryConf } from './config';
 import { releaseIpam } from './ipam';
 import type { Log } from '../log';

@@ -13,7 +13,7 @@ import { CniError, Code, invalidConfig } from './errors';
 import { execIpam, ipamContext, releaseIpam } from './ipam';
 import { ResultIp, ResultRoute } from './versions';
 import { legMtu } from './mtu';
-import type { AttachmentState, LegState } from '../state';
+import type { AttachmentState, LegState } from './state';
 
 /** Registry owner of one VLAN of a trunk leg: "<container>/<attachment>/<leg>.<vid>" (native: the leg's own). */
 export const trunkMemberLeg = (legIfname: string, vid?: number): string => (vid === undefined ? legIfname : `${legIfname}.${vid}`);

@@ -2,11 +2,12 @@
 import { CniError, Code } from '../cni/errors';
 import type { CmdContext } from '../cni/context';
 import type { Publish } from '../cni/add';
-import { ADD_API_BUDGET_MS, ApiBudget, KubeClient } from './http';
-import { loadApiTarget } from './kubeconfig';
+import { ADD_API_BUDGET_MS, ApiBudget, KubeClient } from '../../overlay/kube/http';
+import { loadApiTarget } from '../../overlay/kube/kubeconfig';
 import { apiFailure, podRef, PodObject, readNodeAsn, resolveSelections } from './pod-legs';
-import { buildNetworkStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
-import { bgpPeerOf, eth0FromResult } from '../bgp/peer';
+import { buildNetworkStatus } from './network-status';
+import { NETWORK_STATUS_ANNOTATION } from '../../overlay/agent/k8s/network-status';
+import { bgpPeerOf, eth0FromResult } from '../cni/bgp-peer';
 
 export const BGP_PEER_ANNOTATION = 'podlegs.io/bgp-peer';
 
@@ -46,7 +47,7 @@ export async function prepareKubernetes(ctx: CmdContext, client?: KubeClient): P
       ...(l.trunk ? { vlans: l.trunk.vlans.map((v) => ({ vid: v.vid, vni: v.vni })) } : {}),
     })));
     const annotations: Record<string, string> = { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) };
-    // The same peer as the static-mode file (plugin/bgp/record.ts): eth0's gateway and the node
+    // The same peer as the static-mode file (plugin/cni/bgp-record.ts): eth0's gateway and the node
     // ASN, from the config or else the node's podlegs.io/bgp-asn label (mirrored by the agent).
     const asn = conf.bgp?.localAsn ?? conf.kubernetes!.nodeAsn ?? readNodeAsn(conf.stateDir);
     const peer = bgpPeerOf(eth0FromResult(conf.prevResult, env.ifname), asn);

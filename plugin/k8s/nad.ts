@@ -5,6 +5,7 @@ import { invalidConfig } from '../cni/errors';
 import { isObj, Obj } from '../cni/validate';
 import { parseNetwork } from '../cni/config';
 import { isTrunkEntry, parseTrunkNetwork } from '../cni/trunk-config';
+import type { NadVnis } from '../../overlay/agent/k8s/network-status';
 
 export interface NadObject { metadata: { name: string; namespace?: string }; spec?: { config?: string } }
 
@@ -37,10 +38,7 @@ export function podlegsNadConfig(nad: NadObject, key: string, multus: boolean): 
   };
 }
 
-/** What a leg on a NAD carries, in the shape of network-status' podlegs keys: an access VNI, or a trunk's VLANs (+ native VNI). */
-export interface NadVnis { vni?: number; vlans?: { vid: number; vni: number }[] }
-
-/** "namespace/name" → VNIs, for every valid podlegs NAD (invalid ones are left out: the plugin refuses them). */
+/** "namespace/name" → VNIs, for every valid podlegs NAD (invalid ones are left out: the plugin refuses them); injected into the agent. */
 export function nadVnis(nads: Iterable<NadObject>): Map<string, NadVnis> {
   const access = new Map<string, number>();
   const trunks: { key: string; ns: string; spec: Obj }[] = [];

@@ -1,9 +1,9 @@
 // bgp-sync's Kubernetes pod source: this node's pods through the same list+watch
 // reflector the agent uses (relist on 410, bounded backoff).
 import type { K8sPod, PodClient } from '../bgp/pods';
-import { KubeClient } from './http';
-import { loadApiTarget } from './kubeconfig';
-import { KubeObject, ListWatch } from './list-watch';
+import { KubeClient } from '../../overlay/kube/http';
+import { loadApiTarget } from '../../overlay/kube/kubeconfig';
+import { KubeObject, ListWatch } from '../../overlay/kube/list-watch';
 
 type Pod = K8sPod & KubeObject;
 

@@ -1,14 +1,14 @@
 // Kubernetes mode, before anything is touched: who is the pod, which networks
 // does its annotation select, may it use them, and what legs does that make.
 import * as fs from 'fs';
-import * as path from 'path';
 import { CniError, Code, invalidConfig } from '../cni/errors';
 import { checkUniqueVnis, LegConf, NetworkConf, parseNetwork, PluginConf, checkLegIfname } from '../cni/config';
 import { CniEnv } from '../cni/env';
-import { ApiError, KubeClient } from './http';
+import { ApiError, KubeClient } from '../../overlay/kube/http';
 import { parseSelections, NETWORKS_ANNOTATION, Selection } from './selection';
 import { checkTrunkLegs, isTrunkEntry, parseTrunkNetwork, TrunkNetworkConf } from '../cni/trunk-config';
 import { NadConfig, NadObject, podlegsNadConfig, refKey } from './nad';
+import { nadCachePath, nodeAsnPath } from '../../overlay/agent/k8s/node-files';
 
 export type { NadObject } from './nad';
 
@@ -35,9 +35,7 @@ export function apiFailure(e: unknown, what: string): CniError {
   return new CniError(Code.TryAgainLater, `Kubernetes API unavailable for ${what}: ${(e as Error).message}`);
 }
 
-/** The node's ASN as a node label; the agent mirrors it to nodeAsnPath for the plugin. */
-export const NODE_ASN_LABEL = 'podlegs.io/bgp-asn';
-export const nodeAsnPath = (stateDir: string): string => path.join(stateDir, 'node-asn.json');
+/** The node's ASN as the agent mirrored it (overlay/agent/k8s/node-files.ts). */
 export function readNodeAsn(stateDir: string): number | undefined {
   try {
     const { asn } = JSON.parse(fs.readFileSync(nodeAsnPath(stateDir), 'utf8')) as { asn?: unknown };
@@ -46,9 +44,6 @@ export function readNodeAsn(stateDir: string): number | undefined {
     return undefined;
   }
 }
-
-/** NADs as the agent caches them (stateDir/nads/<ns>/<name>.json); saves an API call per network. */
-export const nadCachePath = (stateDir: string, ns: string, name: string): string => path.join(stateDir, 'nads', ns, `${name}.json`);
 
 async function getNad(client: KubeClient, stateDir: string, ns: string, name: string): Promise<NadObject> {
   try {

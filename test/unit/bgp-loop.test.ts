@@ -7,7 +7,7 @@ import type { DesiredBgp } from '../../plugin/bgp/desired';
 import { PodInfo, PodSource, StaticPodSource } from '../../plugin/bgp/pods';
 import type { Speaker, SyncReport } from '../../plugin/bgp/speaker';
 import { BgpSync } from '../../plugin/bgp/sync';
-import { AttachmentState, writeState } from '../../plugin/state';
+import { AttachmentState, writeState } from '../../plugin/cni/state';
 import type { Log } from '../../plugin/log';
 import { SEEN_MS, sleep, waitUntil } from '../support/wait';
 

@@ -4,9 +4,9 @@ import * as path from 'path';
 import { BgpConfigError, parseBgpSyncConf } from '../../plugin/bgp/config';
 import { computeDesired } from '../../plugin/bgp/desired';
 import { GobgpActual, gobgpDesired, planGobgp } from '../../plugin/bgp/gobgp-plan';
-import { matches, parseSelector, toLabelSelector } from '../../plugin/bgp/labels';
-import { bgpPeerOf, eth0FromResult } from '../../plugin/bgp/peer';
-import { parsePluginBgp } from '../../plugin/bgp/plugin-conf';
+import { matches, parseSelector, toLabelSelector } from '../../plugin/cni/labels';
+import { bgpPeerOf, eth0FromResult } from '../../plugin/cni/bgp-peer';
+import { parsePluginBgp } from '../../plugin/cni/bgp-conf';
 import { podInfoOf, PodInfo } from '../../plugin/bgp/pods';
 import { toInternal } from '../../plugin/cni/versions';
 

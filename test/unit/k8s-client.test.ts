@@ -3,12 +3,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FakeApiServer, kubeconfigFor, loopbackFakeApi, mergePatch } from '../k8s/fake-apiserver';
-import { KubeClient } from '../../plugin/k8s/http';
-import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
+import { KubeClient } from '../../overlay/kube/http';
+import { readKubeconfig } from '../../overlay/kube/kubeconfig';
 import { apiFailure } from '../../plugin/k8s/pod-legs';
-import { ListWatch, KubeObject } from '../../plugin/k8s/list-watch';
-import { KubernetesMembership, membersFrom, NodeLike, PodLike } from '../../plugin/k8s/membership-source';
-import { buildNetworkStatus, legsFromStatus, NETWORK_STATUS_ANNOTATION } from '../../plugin/k8s/network-status';
+import { ListWatch, KubeObject } from '../../overlay/kube/list-watch';
+import { KubernetesMembership, membersFrom, NodeLike, PodLike } from '../../overlay/agent/k8s/membership-source';
+import { buildNetworkStatus } from '../../plugin/k8s/network-status';
+import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from '../../overlay/agent/k8s/network-status';
+import { nadVnis } from '../../plugin/k8s/nad';
 import { SEEN_MS, waitUntil } from '../support/wait';
 
 jest.setTimeout(2 * SEEN_MS);
@@ -166,7 +168,7 @@ describe('network-status and membership', () => {
 
   it('the source lists only once synced and signals changes from the watch', async () => {
     api.put('nodes', { metadata: { name: 'n1', annotations: { 'podlegs.io/vtep': '192.0.2.11' } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.11' }] } });
-    const src = new KubernetesMembership(client);
+    const src = new KubernetesMembership(client, { nadVnis });
     await expect(src.list()).rejects.toThrow(/not synced/);
     let signals = 0;
     src.watch(() => signals++);

@@ -3,10 +3,11 @@
 // the VLANs so other nodes' agents flood to this node for each of them.
 import * as path from 'path';
 import { FakeApiServer, loopbackFakeApi } from '../k8s/fake-apiserver';
-import { KubeClient } from '../../plugin/k8s/http';
-import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
+import { KubeClient } from '../../overlay/kube/http';
+import { readKubeconfig } from '../../overlay/kube/kubeconfig';
 import { PodObject, resolveSelections } from '../../plugin/k8s/pod-legs';
-import { buildNetworkStatus, legsFromStatus } from '../../plugin/k8s/network-status';
+import { buildNetworkStatus } from '../../plugin/k8s/network-status';
+import { legsFromStatus } from '../../overlay/agent/k8s/network-status';
 import { loadConf } from '../../plugin/cni/config';
 import { CniError } from '../../plugin/cni/errors';
 

@@ -6,13 +6,14 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import { FakeApiServer, kubeconfigFor, loopbackFakeApi } from '../k8s/fake-apiserver';
-import { ApiBudget, KubeClient } from '../../plugin/k8s/http';
-import { readKubeconfig } from '../../plugin/k8s/kubeconfig';
-import { KubeObject, ListWatch } from '../../plugin/k8s/list-watch';
-import { KubernetesMembership } from '../../plugin/k8s/membership-source';
+import { ApiBudget, KubeClient } from '../../overlay/kube/http';
+import { readKubeconfig } from '../../overlay/kube/kubeconfig';
+import { KubeObject, ListWatch } from '../../overlay/kube/list-watch';
+import { KubernetesMembership } from '../../overlay/agent/k8s/membership-source';
 import { kubernetesPodClient } from '../../plugin/k8s/pod-client';
 import { KubernetesPodSource } from '../../plugin/bgp/pods';
-import { NETWORK_STATUS_ANNOTATION } from '../../plugin/k8s/network-status';
+import { NETWORK_STATUS_ANNOTATION } from '../../overlay/agent/k8s/network-status';
+import { nadVnis } from '../../plugin/k8s/nad';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const until = async (what: string, cond: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> => {
@@ -50,7 +51,7 @@ describe('watches the API server keeps ending', () => {
     api.put('nodes', { metadata: { name: 'n1', annotations: { 'podlegs.io/vtep': '192.0.2.11' } }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.11' }] } });
     api.put('pods', nfPod('a', 'n1', '02:00:00:00:00:0a'));
     const client = new KubeClient(readKubeconfig(kubeconfig), async () => readKubeconfig(kubeconfig));
-    const members = new KubernetesMembership(client);
+    const members = new KubernetesMembership(client, { nadVnis });
     const bgpPods = new KubernetesPodSource(kubernetesPodClient(kubeconfig), 'n1'); // bgp-sync's source
     const unwatch = bgpPods.watch(() => undefined);
     members.start();

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { AttachmentState, listStates, readState, STATE_VERSION, writeState } from '../../plugin/state';
+import { AttachmentState, listStates, readState, STATE_VERSION, writeState } from '../../plugin/cni/state';
 
 const sample: AttachmentState = {
   containerId: 'c1', ifname: 'net1', netns: '/var/run/netns/p', network: 'n', cniVersion: '1.0.0', vtep: '192.0.2.1',

@@ -4,7 +4,7 @@
 import { loadConf } from '../../plugin/cni/config';
 import { parseSelections } from '../../plugin/k8s/selection';
 import { parseMember } from '../../overlay/registry/member';
-import { checkAsn } from '../../plugin/bgp/plugin-conf';
+import { checkAsn } from '../../plugin/cni/bgp-conf';
 import { parseBgpSyncConf } from '../../plugin/bgp/config';
 import { parseAgentConf } from '../../overlay/agent/config';
 import { asnProblem, macProblem, parseHostPort } from '../../overlay/values';

@@ -2,17 +2,22 @@
 // network-status lists podlegs legs, Nodes for their VTEP addresses, and the
 // podlegs NADs (an entry Multus wrote names its NAD and carries no VNI).
 import * as ipaddr from 'ipaddr.js';
-import { Member, MemberProblem, MembershipSource, parseMember } from '../../overlay/registry/member';
-import { KubeClient } from './http';
-import { Clock, KubeObject, ListWatch } from './list-watch';
-import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
-import { nadVnis, NadVnis } from './nad';
+import { Member, MemberProblem, MembershipSource, parseMember } from '../../registry/member';
+import { KubeClient } from '../../kube/http';
+import { Clock, KubeObject, ListWatch } from '../../kube/list-watch';
+import { legsFromStatus, NadVnis, NETWORK_STATUS_ANNOTATION } from './network-status';
 
 export const VTEP_ANNOTATION = 'podlegs.io/vtep';
 
 export interface PodLike extends KubeObject { spec?: { nodeName?: string }; status?: { phase?: string } }
 export interface NodeLike extends KubeObject { status?: { addresses?: { type: string; address: string }[] } }
 export interface NadLike extends KubeObject { spec?: { config?: string } }
+
+/**
+ * "namespace/name" → the VNIs legs on that NAD carry, for every valid podlegs NAD. Parsing a NAD
+ * is the plugin's (plugin/k8s/nad.ts nadVnis); the agent is handed it (plugin/cli/agent-cmd.ts).
+ */
+export type NadReader = (nads: Iterable<NadLike>) => Map<string, NadVnis>;
 
 /**
  * A node's VTEP as its agent published it (podlegs.io/vtep). Never guessed from the Node's
@@ -62,8 +67,11 @@ export class KubernetesMembership implements MembershipSource {
   readonly nads: ListWatch<NadLike>;
   private listeners = new Set<() => void>();
 
-  constructor(client: KubeClient, opts: { clock?: Clock; onError?: (what: string, e: Error) => void; onNads?: () => void } = {}) {
-    const { onNads, ...lw } = opts;
+  private readonly nadVnis: NadReader;
+
+  constructor(client: KubeClient, opts: { nadVnis: NadReader; clock?: Clock; onError?: (what: string, e: Error) => void; onNads?: () => void }) {
+    const { onNads, nadVnis, ...lw } = opts;
+    this.nadVnis = nadVnis;
     const onChange = (): void => { for (const l of this.listeners) l(); };
     this.pods = new ListWatch<PodLike>(client, '/api/v1/pods', { ...lw, onChange });
     this.nodes = new ListWatch<NodeLike>(client, '/api/v1/nodes', { ...lw, onChange });
@@ -78,7 +86,7 @@ export class KubernetesMembership implements MembershipSource {
   async list(): Promise<{ members: Member[]; problems: MemberProblem[] }> {
     if (!this.pods.synced || !this.nodes.synced || !this.nads.synced) throw new Error('Kubernetes membership not synced yet');
     const nodes = new Map<string, NodeLike>([...this.nodes.items.values()].map((n) => [n.metadata.name, n]));
-    return membersFrom(this.pods.items.values(), nodes, nadVnis(this.nads.items.values()));
+    return membersFrom(this.pods.items.values(), nodes, this.nadVnis(this.nads.items.values()));
   }
 
   watch(onChange: () => void): () => void {

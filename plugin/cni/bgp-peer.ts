@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { removeFileAndTemps, writeFileAtomic } from '../../overlay/fs/atomic-write';
 import * as ipaddr from 'ipaddr.js';
-import type { Result } from '../cni/versions';
+import type { Result } from './versions';
 
 export const BGP_PEER_ANNOTATION = 'podlegs.io/bgp-peer';
 export const BGP_ASN_ANNOTATION = 'podlegs.io/bgp-asn';

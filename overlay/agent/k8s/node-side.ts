@@ -1,20 +1,20 @@
 // The agent's Kubernetes side: pod/node membership, a NAD cache on disk for
 // the plugin (so an ADD costs one GET and one PATCH), and AddedInterface
 // events for the legs of this node's pods (kept off the CNI hot path).
-import { asnFromText, asnProblem } from '../../overlay/values';
+import { asnFromText, asnProblem } from '../../values';
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFileAtomic } from '../../overlay/fs/atomic-write';
-import { KubeClient } from './http';
-import { ListWatch, Clock } from './list-watch';
-import { KubernetesMembership, NadLike, PodLike, VTEP_ANNOTATION } from './membership-source';
+import { writeFileAtomic } from '../../fs/atomic-write';
+import { KubeClient } from '../../kube/http';
+import { ListWatch, Clock } from '../../kube/list-watch';
+import { KubernetesMembership, NadLike, NadReader, PodLike, VTEP_ANNOTATION } from './membership-source';
 import { legsFromStatus, NETWORK_STATUS_ANNOTATION } from './network-status';
-import { nadCachePath, NODE_ASN_LABEL, nodeAsnPath } from './pod-legs';
-import { loadApiTarget } from './kubeconfig';
+import { nadCachePath, NODE_ASN_LABEL, nodeAsnPath } from './node-files';
+import { loadApiTarget } from '../../kube/kubeconfig';
 
 export interface NodeSideLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
 
-export interface NodeSideOptions { stateDir: string; nodeName: string; vtep: string; log: NodeSideLog; clock?: Clock }
+export interface NodeSideOptions { stateDir: string; nodeName: string; vtep: string; log: NodeSideLog; nadVnis: NadReader; clock?: Clock }
 
 export class KubernetesNodeSide {
   readonly membership: KubernetesMembership;
@@ -25,7 +25,7 @@ export class KubernetesNodeSide {
 
   private constructor(private readonly client: KubeClient, private readonly o: NodeSideOptions) {
     const onError = (what: string, e: Error): void => o.log.warn('kubernetes watch problem', { what, error: e.message });
-    this.membership = new KubernetesMembership(client, { clock: o.clock, onError, onNads: () => this.writeNadCache() });
+    this.membership = new KubernetesMembership(client, { nadVnis: o.nadVnis, clock: o.clock, onError, onNads: () => this.writeNadCache() });
     this.nads = this.membership.nads;
     this.membership.watch(() => { this.writeNodeAsn(); void this.publishVtep(); void this.emitEvents(); });
   }

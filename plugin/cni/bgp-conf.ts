@@ -4,8 +4,8 @@
 // static mode. Other `bgp` keys belong to `podlegs bgp-sync` (one node config file serves the
 // plugin, the agent and bgp-sync); they are validated there, not here.
 import { asnProblem } from '../../overlay/values';
-import { CniError, Code, invalidConfig } from '../cni/errors';
-import { isObj } from '../cni/validate';
+import { CniError, Code, invalidConfig } from './errors';
+import { isObj } from './validate';
 import { checkLabelKey, checkLabelValue, LabelError, Labels } from './labels';
 
 export interface PluginBgpConf { localAsn?: number }

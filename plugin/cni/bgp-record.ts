@@ -1,11 +1,11 @@
 // Glue between the CNI verbs and the BGP pieces: at ADD, remember eth0 (from prevResult) and the
 // pod's labels in the attachment state and write the `podlegs.io/bgp-peer` file; at DEL/GC or a
 // failed ADD, remove that file again.
-import type { PluginConf } from '../cni/config';
-import type { CniEnv } from '../cni/env';
-import type { AttachmentState } from '../state';
+import type { PluginConf } from './config';
+import type { CniEnv } from './env';
+import type { AttachmentState } from './state';
 import type { Log } from '../log';
-import { bgpPeerOf, eth0FromResult, removeBgpPeerFile, writeBgpPeerFile } from './peer';
+import { bgpPeerOf, eth0FromResult, removeBgpPeerFile, writeBgpPeerFile } from './bgp-peer';
 
 /** Node ASN for the peer record: bgp.localAsn, else kubernetes.nodeAsn. */
 function nodeAsn(conf: PluginConf): number | undefined {

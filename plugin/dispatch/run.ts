@@ -4,15 +4,15 @@ import { ForeignDevice } from '../../overlay/segment';
 import { KernelError } from '../../overlay/kernel/errors';
 import { LockTimeout, withNodeLock } from '../../overlay/node-lock';
 import { createLog, Log } from '../log';
-import { LogConf, loadConf, loadTeardownConf } from './config';
-import { readEnv, CniEnv } from './env';
-import { CniError, Code } from './errors';
-import { atLeast, fromInternal, SUPPORTED_VERSIONS } from './versions';
-import { cmdAdd } from './add';
-import { cmdDel } from './del';
-import { cmdCheck } from './check';
-import { cmdGc } from './gc';
-import { cmdStatus } from './status';
+import { LogConf, loadConf, loadTeardownConf } from '../cni/config';
+import { readEnv, CniEnv } from '../cni/env';
+import { CniError, Code } from '../cni/errors';
+import { atLeast, fromInternal, SUPPORTED_VERSIONS } from '../cni/versions';
+import { cmdAdd } from '../cni/add';
+import { cmdDel } from '../cni/del';
+import { cmdCheck } from '../cni/check';
+import { cmdGc } from '../cni/gc';
+import { cmdStatus } from '../cni/status';
 
 export interface CniOutput { exitCode: number; stdout: string }
 

@@ -2,10 +2,10 @@
 // can undo it without the netns, the config or any API.
 import * as fs from 'fs';
 import * as path from 'path';
-import { removeFileAndTemps, writeFileAtomic } from '../overlay/fs/atomic-write';
-import type { IpamConf, RegistryConf } from './cni/config';
-import { CniError, Code } from './cni/errors';
-import type { IpamContext } from './cni/ipam';
+import { removeFileAndTemps, writeFileAtomic } from '../../overlay/fs/atomic-write';
+import type { IpamConf, RegistryConf } from './config';
+import { CniError, Code } from './errors';
+import type { IpamContext } from './ipam';
 
 export interface LegState {
   network: string;

@@ -3,9 +3,9 @@
 // it does it run here, in-process. dist/podlegs's loader already tried the agent and hands over
 // the stdin it read; the standalone build (no loader) tries it here.
 // The CLI is required lazily so that CNI calls never load it.
-import { serveThroughAgent } from './cni-client/client';
-import { isCniCall, readStdin, takeHandoff } from './cni-client/protocol';
-import { runCni } from './cni/run';
+import { serveThroughAgent } from '../cni-client/client';
+import { isCniCall, readStdin, takeHandoff } from '../cni-client/protocol';
+import { runCni } from '../dispatch/run';
 
 async function main(): Promise<void> {
   if (isCniCall(process.env)) {
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     return;
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { runCli } = require('./cli/cli') as typeof import('./cli/cli');
+  const { runCli } = require('./cli') as typeof import('./cli');
   process.exitCode = await runCli(process.argv.slice(2));
 }
 
