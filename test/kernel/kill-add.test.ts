@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync } from 'fs';
 import * as path from 'path';
 import { CniOutcome, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
-import { CONVERGE_MS, sleep, startAgent, waitUntil } from '../lab/nf';
+import { agentProblems, CONVERGE_MS, sleep, startAgent, waitUntil } from '../lab/nf';
 import { nodeLeaks, prng, reliabilityConf, testSeed } from './support/reliability';
 
 const TRIALS = 25; // per way
@@ -154,6 +154,8 @@ test(`${TRIALS} SIGKILLs of the agent at a random moment of an ADD it serves, re
       await victim.exited;
       agent = await startAgent(lab, node, { graceSeconds: GRACE_S });
     }));
+    // The restarted agent served the DEL and the next ADD/DEL without a warning or an error.
+    expect({ trial: 100 + i, problems: agentProblems(agent) }).toEqual({ trial: 100 + i, problems: [] });
   }
   process.stdout.write(`kill-add agent: ADD works ${workMs.toFixed(0)} ms in the agent; ${TRIALS} kills in [0, ${workMs.toFixed(0)}) ms of it: ${tally(outcomes)}\n`);
 }, 900_000);
