@@ -7,7 +7,7 @@
 // Trunk legs need 8021q, which this kernel lacks (test/vm/ covers them).
 import { randomBytes } from 'crypto';
 import { CniOutcome, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
-import { CONVERGE_MS, startAgent, waitUntil } from '../lab/nf';
+import { agentProblems, CONVERGE_MS, startAgent, waitUntil } from '../lab/nf';
 import { nodeLeaks, prng, reliabilityConf, rssMiB, testSeed } from './support/reliability';
 
 const CYCLES = 500;
@@ -100,6 +100,7 @@ test(`${CYCLES} ADD/DEL cycles of 1 to 4 legs on mixed networks through the agen
     expect(leaks).toEqual([]);
     expect(served(agent) - servedBefore).toBe(2 * CYCLES); // every call went to the agent, none ran in-process
     expect(agent.running()).toBe(true);
+    expect(agentProblems(agent)).toEqual([]);
     expect(rss[rss.length - 1].mib - rss[0].mib).toBeLessThan(RSS_BOUND_MIB);
   } finally {
     for (const p of pods) await lab.removePod(p);
