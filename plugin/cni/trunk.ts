@@ -97,7 +97,7 @@ export async function attachTrunkLeg(c: AttachContext): Promise<{ ips: ResultIp[
     if (e instanceof TrunkUnsupported) throw notAvailable(e);
     throw e;
   }
-  const alloc = leg.ipam && leg.ipamContext && t.native ? execIpam('ADD', leg.ipam, leg.ipamContext, {
+  const alloc = leg.ipam && leg.ipamContext && t.native ? await execIpam('ADD', leg.ipam, leg.ipamContext, {
     cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
   }) : undefined;
   if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);
