@@ -8,13 +8,14 @@
 import { randomBytes } from 'crypto';
 import { CniOutcome, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
 import { agentProblems, CONVERGE_MS, startAgent, waitUntil } from '../lab/nf';
-import { nodeLeaks, prng, reliabilityConf, rssMiB, testSeed } from './support/reliability';
+import { agentHeapMiB, fdCount, nodeLeaks, prng, reliabilityConf, rssMiB, testSeed } from './support/reliability';
 
 const CYCLES = 500;
 const SAMPLE_EVERY = 100;
 const WORKERS = 2; // pods cycling side by side
 const PODS = 4; // pod netns reused in turn, each with a new container ID (what DEL leaves in them is checked)
 const RSS_BOUND_MIB = 64;
+const FD_SLACK = 20; // a watcher or socket opened once, not per call
 const GRACE_S = 1;
 
 const NETWORKS = ['a', 'b', 'c', 'd'] as const;
@@ -56,7 +57,11 @@ test(`${CYCLES} ADD/DEL cycles of 1 to 4 legs on mixed networks through the agen
   process.stdout.write(`cycles: seed ${seed} (PODLEGS_TEST_SEED=${seed} replays it)\n`);
   const agent = agents[0];
   const pods = await Promise.all(Array.from({ length: PODS }, (_, i) => lab.addPod(node, `cy${i}`)));
-  const rss: { at: string; mib: number }[] = [{ at: 'start', mib: rssMiB(agent.pid) }];
+  // RSS, and beside it the V8 heap in use (RSS alone also counts heap the GC has not returned yet).
+  const rss: { at: string; mib: number; heap: number }[] = [];
+  const sample = async (at: string): Promise<void> => { rss.push({ at, mib: rssMiB(agent.pid), heap: await agentHeapMiB(lab, node) }); };
+  await sample('start');
+  const fdsBefore = fdCount(agent.pid);
   const servedBefore = served(agent);
   const legCounts = [0, 0, 0, 0];
   const t0 = Date.now();
@@ -79,7 +84,7 @@ test(`${CYCLES} ADD/DEL cycles of 1 to 4 legs on mixed networks through the agen
       const add = mustOk(await lab.exec(node, 'podlegs', { command: 'ADD', pod, conf: conf(node, legs) }), `cycle ${c} ADD ${nets.join(',')}`);
       mustOk(await lab.exec(node, 'podlegs', { command: 'DEL', pod, conf: conf(node, legs, add.json) }), `cycle ${c} DEL ${nets.join(',')}`);
       if (++done % SAMPLE_EVERY === 0) {
-        rss.push({ at: `cycle ${done}`, mib: rssMiB(agent.pid) });
+        await sample(`cycle ${done}`);
         splits.push(Math.round((Date.now() - lastSplit) / 100) / 10);
         lastSplit = Date.now();
       }
@@ -93,15 +98,18 @@ test(`${CYCLES} ADD/DEL cycles of 1 to 4 legs on mixed networks through the agen
     let leaks: string[] = [];
     await waitUntil('nothing left on the node', async () => (leaks = await nodeLeaks(lab, node, pods.map((p) => p.nsName))).length === 0, CONVERGE_MS, 200)
       .catch(() => undefined);
-    rss.push({ at: 'end', mib: rssMiB(agent.pid) });
+    await sample('end');
+    const fdsAfter = fdCount(agent.pid);
     process.stdout.write(`cycles: ${CYCLES} ADD/DEL cycles in ${(cyclesMs / 1000).toFixed(1)} s (${WORKERS} side by side; s per ${SAMPLE_EVERY} cycles: ${splits.join(', ')});` +
-      ` legs per pod 1/2/3/4: ${legCounts.join('/')}; agent RSS MiB ${rss.map((r) => `${r.at} ${r.mib}`).join(', ')}` +
-      ` (growth ${(rss[rss.length - 1].mib - rss[0].mib).toFixed(1)} MiB)\n`);
+      ` legs per pod 1/2/3/4: ${legCounts.join('/')}; agent RSS (heap used) MiB ${rss.map((r) => `${r.at} ${r.mib} (${r.heap})`).join(', ')}` +
+      ` (RSS growth ${(rss[rss.length - 1].mib - rss[0].mib).toFixed(1)} MiB); agent open fds ${fdsBefore} → ${fdsAfter}\n`);
     expect(leaks).toEqual([]);
     expect(served(agent) - servedBefore).toBe(2 * CYCLES); // every call went to the agent, none ran in-process
     expect(agent.running()).toBe(true);
     expect(agentProblems(agent)).toEqual([]);
     expect(rss[rss.length - 1].mib - rss[0].mib).toBeLessThan(RSS_BOUND_MIB);
+    // Nothing a call opens (netlink sockets, the lock, log files, IPAM pipes) stays open: one leaked per call would be 1000.
+    expect(fdsAfter - fdsBefore).toBeLessThan(FD_SLACK);
   } finally {
     for (const p of pods) await lab.removePod(p);
   }

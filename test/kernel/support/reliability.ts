@@ -72,6 +72,17 @@ export function rssMiB(pid: number): number {
   return Math.round((Number(m[1]) / 1024) * 10) / 10;
 }
 
+/** Open file descriptors of a process (sockets, netlink, files). */
+export const fdCount = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
+
+/** The agent's V8 heap in use, in MiB, from its /metrics (in its node's netns). */
+export async function agentHeapMiB(lab: Lab, n: LabNode): Promise<number> {
+  const r = await lab.sh('curl -s -m 30 http://127.0.0.1:9750/metrics', { netns: n.nsName });
+  const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(r.stdout);
+  if (!m) throw new Error('no nodejs_heap_size_used_bytes in the agent\'s /metrics');
+  return Math.round((Number(m[1]) / 1048576) * 10) / 10;
+}
+
 /** A small seeded PRNG (mulberry32): the same seed replays the same trials. */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
