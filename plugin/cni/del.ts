@@ -12,6 +12,8 @@ import { forgetBgpPeer } from './bgp-record';
 export async function cmdDel({ conf, env, log }: { conf: TeardownConf; env: CniEnv; log: Log }): Promise<void> {
   const state = readState(conf.stateDir, env.containerId, env.ifname);
   if (!state) {
+    // An ADD killed while writing its first state left at most that file's temp file: gone too.
+    removeState(conf.stateDir, env.containerId, env.ifname);
     log.debug('nothing recorded for this attachment');
     return;
   }
