@@ -76,3 +76,10 @@ export function isNetns(nsPath: string): boolean {
     return false;
   }
 }
+
+/** "<dev>:<ino>" of a network namespace file: equal for two paths only when they name the same netns. */
+export function netnsId(nsPath: string): string | undefined {
+  if (!isNetns(nsPath)) return undefined;
+  const st = fs.statSync(nsPath);
+  return `${st.dev}:${st.ino}`;
+}

@@ -21,13 +21,14 @@ import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
-async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log): Promise<{ source: MembershipSource; stop(): void }> {
+async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void): Promise<{ source: MembershipSource; stop(): void }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
   const { KubernetesNodeSide } = await import('../../overlay/agent/k8s/node-side');
   const { nadVnis } = await import('../k8s/nad'); // the plugin's NAD parser, handed to the agent
   const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log, nadVnis });
+  const hotplug = await (await import('../hotplug/start')).startHotPlug(conf, node, side, log, kick);
   side.start();
-  return { source: side.membership, stop: () => side.stop() };
+  return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); } };
 }
 
 /** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */
@@ -58,7 +59,8 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     const u = await resolveUnderlay(k, conf.underlay);
     const bad = vtepProblem(u.vtep);
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
-    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log);
+    let kickAgent = (): void => undefined; // a hot-plugged leg's segment gets its flood list at once, not at the next event
+    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log, () => kickAgent());
     vtep = u.vtep;
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {
@@ -76,6 +78,7 @@ export async function runAgent(conf: NodeConf): Promise<number> {
       health: () => a.health(),
     });
     a.start();
+    kickAgent = () => a.kick('event', 0);
     let cni;
     try {
       cni = await serveCni(conf.agent.socket, runCni, log);

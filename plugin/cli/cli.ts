@@ -1,12 +1,17 @@
 // The podlegs CLI (no CNI_COMMAND): agent, status, conf render|validate|install, version.
 import { CniError } from '../cni/errors';
 import { loadNodeConfig } from './node-config';
+import { ATTACH_USAGE, DETACH_USAGE } from './attach-usage';
 
 const USAGE = `usage: podlegs <command>
   agent --config FILE        run the node agent (keeps flood lists equal to the registry)
   bgp-sync --config FILE [--once [--dry-run]] [--render]
                              keep the node speaker's neighbors equal to this node's NF pods (docs/bgp.md)
   status [--json] [--config FILE]   this node's segments, legs and flood lists
+  attach --config FILE --container ID --netns PATH --network NAME [--interface IF] [--ip CIDR]
+                             one more leg on a running container (static mode)
+  detach --config FILE --container ID (--interface IF | --network NAME)
+                             one leg less on a running container (static mode)
   conf validate FILE         validate a conflist (or a single podlegs entry)
   conf render --cilium FILE [--podlegs ENTRY.json] [--name NAME]
                              print the conflist chaining podlegs after Cilium's plugins
@@ -47,6 +52,14 @@ export const COMMANDS: Record<string, Command> = {
       const file = flag(args, '--config');
       return (await import('./status-cmd')).runStatus(file ? loadNodeConfig(file) : undefined, args.includes('--json'));
     },
+  },
+  attach: {
+    usage: ATTACH_USAGE,
+    run: async (args) => (await import('./attach-cmd')).runAttach(args),
+  },
+  detach: {
+    usage: DETACH_USAGE,
+    run: async (args) => (await import('./attach-cmd')).runDetach(args),
   },
   conf: {
     usage: 'usage: podlegs conf <render|validate|install> ... (podlegs conf --help)',

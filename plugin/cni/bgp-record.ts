@@ -20,8 +20,9 @@ export function recordBgpPeer(conf: PluginConf, env: CniEnv, state: AttachmentSt
   const labels = conf.labels;
   const ns = env.args.get('K8S_POD_NAMESPACE');
   const name = env.args.get('K8S_POD_NAME');
+  const uid = env.args.get('K8S_POD_UID');
   if (!eth0 && !labels && !ns) return;
-  state.pod = { ...(eth0 ? { eth0 } : {}), ...(labels ? { labels } : {}), ...(ns ? { namespace: ns } : {}), ...(name ? { name } : {}) };
+  state.pod = { ...(eth0 ? { eth0 } : {}), ...(labels ? { labels } : {}), ...(ns ? { namespace: ns } : {}), ...(name ? { name } : {}), ...(uid ? { uid } : {}) };
   const peer = bgpPeerOf(eth0, nodeAsn(conf));
   if (peer) {
     const file = writeBgpPeerFile(conf.stateDir, env.containerId, peer);

@@ -31,9 +31,10 @@ export async function cmdCheck({ conf, env }: CmdContext): Promise<void> {
         const [ip, len] = cidr.split('/');
         if (!podAddrs.some((a) => a.index === l!.index && a.address === ip && a.prefixLen === Number(len))) fail(`leg ${leg.ifname} lost address ${cidr}`);
       }
+      // A leg attached later (hot-plug, `podlegs attach`) is not in ADD's result, which is what the runtime passes.
       const prev = prevResult.interfaces?.find((i) => i.name === leg.ifname && i.sandbox === env.netns);
-      if (!prev) fail(`prevResult does not list leg ${leg.ifname}`);
-      if (prev!.mac && prev!.mac !== leg.mac) fail(`prevResult lists MAC ${prev!.mac} for leg ${leg.ifname}, the pod has ${leg.mac}`);
+      if (!prev && !leg.late) fail(`prevResult does not list leg ${leg.ifname}`);
+      if (prev?.mac && prev.mac !== leg.mac) fail(`prevResult lists MAC ${prev.mac} for leg ${leg.ifname}, the pod has ${leg.mac}`);
       if (leg.trunk) {
         const problems = await trunkLegProblems(node, leg, conf);
         if (problems.length) fail(`trunk leg ${leg.ifname}: ${problems.join('; ')}`);

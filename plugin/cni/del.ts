@@ -10,22 +10,26 @@ import { teardown } from './teardown';
 import { forgetBgpPeer } from './bgp-record';
 
 export async function cmdDel({ conf, env, log }: { conf: TeardownConf; env: CniEnv; log: Log }): Promise<void> {
-  const state = readState(conf.stateDir, env.containerId, env.ifname);
-  if (!state) {
+  if (!readState(conf.stateDir, env.containerId, env.ifname)) {
     // An ADD killed while writing its first state left at most that file's temp file: gone too.
     removeState(conf.stateDir, env.containerId, env.ifname);
     log.debug('nothing recorded for this attachment');
     return;
   }
-  await withNodeLock(conf.stateDir, async () => {
+  // Read again under the lock: a hot-plug (or `podlegs attach`) may have added a leg meanwhile.
+  const state = await withNodeLock(conf.stateDir, async () => {
+    const s = readState(conf.stateDir, env.containerId, env.ifname);
+    if (!s) return undefined;
     const node = Kernel.open();
     try {
-      await teardown(node, state, env, log);
+      await teardown(node, s, env, log);
     } finally {
       node.close();
     }
+    forgetBgpPeer(conf.stateDir, s);
+    removeState(conf.stateDir, env.containerId, env.ifname);
+    return s;
   });
-  forgetBgpPeer(conf.stateDir, state);
-  removeState(conf.stateDir, env.containerId, env.ifname);
+  if (!state) return;
   log.info('legs detached', { legs: state.legs.map((l) => l.ifname) });
 }

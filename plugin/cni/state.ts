@@ -22,6 +22,14 @@ export interface LegState {
    * the host side of the trunk veth, and `vni` the native network's VNI (0 without one).
    */
   trunk?: TrunkLegState;
+  /**
+   * Set while a later attach (hot-plug, `podlegs attach`) is making this leg: recorded before its
+   * first kernel change so DEL still finds it; cleared when the leg is committed. One left behind
+   * (the attacher died) is torn down by the next attach or detach of the attachment, and by DEL.
+   */
+  pending?: boolean;
+  /** Attached to the running attachment after its ADD: the runtime's prevResult does not list it (CHECK knows). */
+  late?: boolean;
 }
 
 export interface TrunkVlanState {
@@ -48,8 +56,18 @@ export interface AttachmentState {
   registry: RegistryConf;
   legs: LegState[];
   complete: boolean;  // false while an ADD is in flight (or died mid-way)
+  /** What a later attach needs from the runtime's ADD (absent in state written before hot-plug existed). */
+  sandbox?: SandboxRecord;
   /** For `podlegs bgp-sync` (static mode): eth0 from prevResult, labels from args.cni.labels, K8S_POD_* from CNI_ARGS. */
   pod?: PodRecord;
+}
+
+export interface SandboxRecord {
+  /** "<dev>:<ino>" of the netns file at ADD: a later attach refuses a path that now names another netns. */
+  netnsId: string;
+  /** The runtime's CNI_PATH and CNI_ARGS, handed to IPAM plugins of legs attached later. */
+  cniPath: string[];
+  cniArgs: string;
 }
 
 export interface PodRecord {
@@ -57,6 +75,7 @@ export interface PodRecord {
   labels?: Record<string, string>;
   namespace?: string;
   name?: string;
+  uid?: string;       // K8S_POD_UID: hot-plug acts only on the attachment of the pod object it watches
 }
 
 /**

@@ -10,6 +10,8 @@ import { NETWORK_STATUS_ANNOTATION } from '../../overlay/agent/k8s/network-statu
 import { bgpPeerOf, eth0FromResult } from '../cni/bgp-peer';
 
 export const BGP_PEER_ANNOTATION = 'podlegs.io/bgp-peer';
+/** The container ID of the ADD that wrote network-status (plugin/hotplug/sandbox.ts reads it). */
+export const SANDBOX_ANNOTATION = 'podlegs.io/sandbox';
 
 /** The ADD's client: every request through it shares one deadline (ADD_API_BUDGET_MS). */
 export async function kubeClient(kubeconfig: string): Promise<KubeClient> {
@@ -46,7 +48,8 @@ export async function prepareKubernetes(ctx: CmdContext, client?: KubeClient): P
       network: l.network, ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: l.ips, vni: l.vni,
       ...(l.trunk ? { vlans: l.trunk.vlans.map((v) => ({ vid: v.vid, vni: v.vni })) } : {}),
     })));
-    const annotations: Record<string, string> = { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4) };
+    // The sandbox whose legs network-status lists: the agent hot-plugs into that one only.
+    const annotations: Record<string, string> = { [NETWORK_STATUS_ANNOTATION]: JSON.stringify(status, null, 4), [SANDBOX_ANNOTATION]: env.containerId };
     // The same peer as the static-mode file (plugin/cni/bgp-record.ts): eth0's gateway and the node
     // ASN, from the config or else the node's podlegs.io/bgp-asn label (mirrored by the agent).
     const asn = conf.bgp?.localAsn ?? conf.kubernetes!.nodeAsn ?? readNodeAsn(conf.stateDir);

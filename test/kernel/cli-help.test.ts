@@ -21,7 +21,7 @@ jest.setTimeout(120_000);
 const subs = Object.keys(COMMANDS);
 
 it('the table lists the subcommands the top-level usage names', () => {
-  expect(subs.sort()).toEqual(['agent', 'bgp-sync', 'conf', 'status', 'version']);
+  expect(subs.sort()).toEqual(['agent', 'attach', 'bgp-sync', 'conf', 'detach', 'status', 'version']);
   const top = run(['--help']);
   expect(top.code).toBe(0);
   for (const s of subs) expect(top.stdout).toMatch(new RegExp(`^  ${s}\\b`, 'm'));

@@ -20,7 +20,7 @@ jest.setTimeout(300_000);
 const VNI = 100;
 const C_IP = '10.100.0.31'; // the podman container's leg (n1)
 const P_IP = '10.100.0.32'; // the plain pod's leg (n2)
-const NETWORKS = { 'vrrp-a': { vni: VNI } };
+const NETWORKS = { 'vrrp-a': { vni: VNI }, 'vrrp-b': { vni: 200 } }; // vrrp-b: attached later (podlegs attach)
 
 interface IpLink { ifname: string; address?: string; mtu?: number; addr_info?: { family: string; local: string; prefixlen: number }[] }
 interface FdbEntry { mac: string; dst?: string }
@@ -237,5 +237,59 @@ describe('podman (CNI backend) runs containers on [bridge, podlegs] in a lab nod
     await expectDetached(id);
     await waitUntil('n2 flood list empty', async () => JSON.stringify(await flood(n2)) === '[]');
     expect(await p.settle(agents.map((a) => a.pid))).toEqual([]); // conmon and the container ended
+  });
+
+  test('podlegs attach / detach on a running container: net2 (VNI 200) added without a restart, pings across nodes, removed again; DEL removes an attached leg too', async () => {
+    const { l, p, n1, n2 } = get();
+    const bin = path.join(p.pluginDir, 'podlegs');
+    const cli = async (node: LabNode, args: string[]): Promise<Record<string, unknown>> => {
+      const r = await l.sh([bin, ...args].map((a) => `'${a}'`).join(' '), { netns: node.nsName, allowFail: true });
+      if (r.code !== 0) throw new Error(`podlegs ${args[0]} failed (${r.code}): ${r.stdout}${r.stderr}`);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    const flood200 = async (node: LabNode): Promise<string[] | undefined> => {
+      const r = await l.sh('bridge -j fdb show dev plvx200', { netns: node.nsName, allowFail: true });
+      return r.code === 0 ? (JSON.parse(r.stdout || '[]') as FdbEntry[]).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst ?? '?') : undefined;
+    };
+    const id = (await p.must(['run', '-d', '--name', 'c3', '--network', p.network, '--rootfs', p.rootfs, 'sleep', '600'])).trim();
+    containerIds.push(id);
+    const netns = (await p.must(['inspect', '--format', '{{.NetworkSettings.SandboxKey}}', id])).trim();
+    const conflistFile = path.join(p.netDir, `${p.network}.conflist`); // the file podman reads
+    const n2Conf = path.join(n2.dir, 'pod-b2.conflist');
+    writeFileSync(n2Conf, JSON.stringify(podConf));
+
+    // A wrong netns is refused: the container is named as its ADD recorded it.
+    const wrong = await l.sh(`'${bin}' attach --config '${conflistFile}' --container ${id} --netns /proc/1/ns/net --network vrrp-b`, { netns: n1.nsName, allowFail: true });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/was attached in netns/);
+
+    const attached = await cli(n1, ['attach', '--config', conflistFile, '--container', id, '--netns', netns, '--network', 'vrrp-b', '--ip', '10.200.0.31/24']);
+    expect(attached).toMatchObject({ interface: 'net2', network: 'vrrp-b', vni: 200, ips: ['10.200.0.31/24'] }); // next free netN
+    expect((await p.must(['exec', id, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'net2']))).toContain('10.200.0.31/24');
+    expect(registryFiles()).toContain(`vni-200/${n1.vtep}_${id}_eth0_net2.json`);
+    // The plain pod on n2 (attached by the lab harness) gets its net2 the same way.
+    await cli(n2, ['attach', '--config', n2Conf, '--container', (pod as LabPod).containerId, '--netns', (pod as LabPod).netns, '--network', 'vrrp-b', '--interface', 'net2', '--ip', '10.200.0.32/24']);
+    await waitUntil('n1 floods VNI 200 to n2', async () => (await flood200(n1))?.includes(n2.vtep));
+    await waitUntil('n2 floods VNI 200 to n1', async () => (await flood200(n2))?.includes(n1.vtep));
+    const ping = await p.run(['exec', id, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.200.0.32']);
+    expect(ping).toEqual(expect.objectContaining({ code: 0, stdout: expect.stringMatching(/3 packets received/) }));
+    // net1 (VNI 100) is untouched meanwhile.
+    await l.sh('ip neigh flush dev net1', { netns: pod?.nsName });
+    await l.sh(`ping -c 2 -i 0.2 -W 2 ${C_IP}`, { netns: pod?.nsName });
+
+    const detached = await cli(n1, ['detach', '--config', conflistFile, '--container', id, '--interface', 'net2']);
+    expect(detached).toEqual({ detached: [{ interface: 'net2', network: 'vrrp-b', vni: 200 }] });
+    expect((await p.run(['exec', id, 'ls', '/sys/class/net'])).stdout.split(/\s+/)).not.toContain('net2');
+    expect(await flood200(n1)).toBeUndefined(); // its segment went with its last leg
+    expect(registryFiles().filter((f) => f.startsWith('vni-200/') && f.includes(id))).toEqual([]);
+    await waitUntil('n2 stops flooding VNI 200 to n1', async () => !(await flood200(n2))?.includes(n1.vtep));
+
+    // Attached again, then podman's own DEL (rm -f) removes it with the rest: one record.
+    await cli(n1, ['attach', '--config', conflistFile, '--container', id, '--netns', netns, '--network', 'vrrp-b', '--ip', '10.200.0.31/24']);
+    await p.must(['rm', '--force', '--time', '0', id]);
+    await expectDetached(id);
+    await cli(n2, ['detach', '--config', n2Conf, '--container', (pod as LabPod).containerId, '--network', 'vrrp-b']);
+    await waitUntil('n2 has no VNI 200 segment', async () => (await flood200(n2)) === undefined);
+    expect(registryFiles().filter((f) => f.startsWith('vni-200/'))).toEqual([]);
   });
 });

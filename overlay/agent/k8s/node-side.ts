@@ -119,7 +119,7 @@ export class KubernetesNodeSide {
         continue; // reported by the membership source
       }
       for (const l of legs) {
-        const key = `${pod.metadata.uid}/${l.ifname}`;
+        const key = `${pod.metadata.uid}/${l.ifname}/${l.mac}`; // a leg unplugged and plugged again is new
         if (this.seenLegs.has(key)) continue;
         this.seenLegs.add(key);
         fresh.push({ pod, ifname: l.ifname, network: l.network });
