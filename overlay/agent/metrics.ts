@@ -17,6 +17,7 @@ export class AgentMetrics {
   readonly registryErrors: Counter;
   readonly registryBadEntries: Gauge;
   readonly segmentsRemoved: Counter;
+  readonly securityDrops: Counter<'network' | 'pod' | 'interface' | 'reason'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -36,6 +37,10 @@ export class AgentMetrics {
     this.registryErrors = new Counter({ name: 'podlegs_registry_errors_total', help: 'Membership source failures and newly seen bad registry entries', registers });
     this.registryBadEntries = new Gauge({ name: 'podlegs_registry_bad_entries', help: 'Registry entries currently skipped as corrupt or foreign', registers });
     this.segmentsRemoved = new Counter({ name: 'podlegs_segments_removed_total', help: 'Segments removed after their grace period without local legs', registers });
+    this.securityDrops = new Counter({
+      name: 'podlegs_leg_security_drops_total', help: 'Frames a leg guard (security mode "enforce") dropped: source MAC, ARP sender or ND address not allowed',
+      labelNames: ['network', 'pod', 'interface', 'reason'], registers,
+    });
     this.fdbEntries.set({ type: 'flood' }, 0);
     this.fdbEntries.set({ type: 'mac' }, 0);
     this.fdbChanges.inc({ op: 'add' }, 0);

@@ -34,6 +34,7 @@ const TC_H_CLSACT_HANDLE = 0xffff0000;
 const TC_H_CLSACT_INGRESS = 0xfffffff2; // TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)
 const TCA_BPF = { OPS_LEN: 4, OPS: 5, FLAGS: 8 } as const;
 const TCA_BPF_FLAG_ACT_DIRECT = 1;
+const TCA_STATS_QUEUE = 3; // in TCA_STATS2
 const u16le = (v: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
 
 export interface VxlanInfo { vni: number; local?: string; port: number; underlayIndex?: number }
@@ -268,6 +269,23 @@ export class Kernel {
       }
       const flags = o.get(TCA_BPF.FLAGS)?.readUInt32LE(0) ?? 0;
       out.push({ pref: (m.data.info ?? 0) >>> 16, directAction: (flags & TCA_BPF_FLAG_ACT_DIRECT) !== 0, prog });
+    }
+    return out;
+  }
+
+  /**
+   * Frames the clsact qdisc of each link dropped (TC_ACT_SHOT of its filters), by ifindex, in
+   * one dump: links without a clsact qdisc are absent. The kernel's only per-hook drop counter.
+   */
+  async clsactDrops(): Promise<Map<number, number>> {
+    const msgs = await this.call('dump qdiscs', () => this.sock.getQdiscs());
+    const out = new Map<number, number>();
+    for (const m of msgs) {
+      if (m.attrs.kind !== 'clsact' || !m.data.ifindex) continue;
+      const queue = m.attrs.stats2 ? decode(m.attrs.stats2).get(TCA_STATS_QUEUE) : undefined;
+      // struct gnet_stats_queue { qlen, backlog, drops, ... }; else the old struct tc_stats { bytes u64, packets, drops, ... }
+      const drops = queue && queue.length >= 12 ? queue.readUInt32LE(8) : m.attrs.stats && m.attrs.stats.length >= 16 ? m.attrs.stats.readUInt32LE(12) : 0;
+      out.set(m.data.ifindex, drops);
     }
     return out;
   }

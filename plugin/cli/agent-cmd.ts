@@ -15,20 +15,24 @@ import { serveCni } from '../../overlay/agent/cni-server';
 import { acquireAgentLock } from '../../overlay/agent/lock';
 import { withNodeLock } from '../../overlay/node-lock';
 import { listStates } from '../cni/state';
+import { guardedDevices } from '../cni/guarded-devices';
+import { GuardDrops } from '../../overlay/agent/guard-drops';
 import { legVnis } from '../cni/trunk';
 import { runCni } from '../dispatch/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
-async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void): Promise<{ source: MembershipSource; stop(): void }> {
+type WarnPod = (ref: { namespace: string; name: string }, ifname: string, network: string, drops: number) => Promise<void>;
+
+async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void): Promise<{ source: MembershipSource; stop(): void; warnPod?: WarnPod }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
   const { KubernetesNodeSide } = await import('../../overlay/agent/k8s/node-side');
   const { nadVnis } = await import('../k8s/nad'); // the plugin's NAD parser, handed to the agent
   const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log, nadVnis });
   const hotplug = await (await import('../hotplug/start')).startHotPlug(conf, node, side, log, kick);
   side.start();
-  return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); } };
+  return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); }, warnPod: (ref, ifname, network, drops) => side.warnSpoofing(ref, ifname, network, drops) };
 }
 
 /** VNIs of ADDs in flight (state recorded, not complete): their segments may be empty for a moment. */
@@ -36,6 +40,12 @@ function busyVnis(stateDir: string): Set<number> {
   const out = new Set<number>();
   for (const s of listStates(stateDir).states) if (!s.complete) for (const l of s.legs) for (const v of legVnis(l)) out.add(v);
   return out;
+}
+
+/** How often the leg guards' drop counters are read for the warning (metrics read them on every scrape). */
+function guardPollMs(): number {
+  const ms = Number(process.env.PODLEGS_GUARD_POLL_MS ?? '');
+  return Number.isFinite(ms) && ms >= 100 && ms <= 3_600_000 ? ms : 10_000;
 }
 
 /** agent.resyncSeconds, unless PODLEGS_RESYNC_MS overrides it (tests, debugging). */
@@ -60,7 +70,7 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     const bad = vtepProblem(u.vtep);
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
     let kickAgent = (): void => undefined; // a hot-plugged leg's segment gets its flood list at once, not at the next event
-    const { source, stop: stopSource } = await membershipSource(conf, node, u.vtep, log, () => kickAgent());
+    const { source, stop: stopSource, warnPod } = await membershipSource(conf, node, u.vtep, log, () => kickAgent());
     vtep = u.vtep;
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {
@@ -73,8 +83,19 @@ export async function runAgent(conf: NodeConf): Promise<number> {
       exclusive: (fn) => withNodeLock(conf.stateDir, fn, 2000),
     });
     agent = a;
+    const guardKernel = Kernel.open();
+    const guards = new GuardDrops(guardKernel, () => guardedDevices(listStates(conf.stateDir).states), {
+      metrics,
+      onDrops: (d, fresh) => {
+        log.warn('leg guard dropped spoofed frames', { network: d.network, pod: d.pod, interface: d.interface, hostIf: d.hostIf, drops: d.drops, new: fresh });
+        if (d.podRef && warnPod) void warnPod(d.podRef, d.interface, d.network, fresh);
+      },
+    });
+    const pollGuards = (): Promise<unknown> => guards.poll().catch((e: Error) => log.warn('could not read leg guard counters', { error: e.message }));
+    const guardTimer = setInterval(() => void pollGuards(), guardPollMs());
+    guardTimer.unref();
     const server = await serveHttp(conf.agent.metricsAddress, {
-      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+      metrics: async () => { await pollGuards(); return { contentType: metrics.contentType, body: await metrics.text() }; },
       health: () => a.health(),
     });
     a.start();
@@ -97,6 +118,9 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     // Calls in flight finish; new ones run in-process (no socket) until an agent is back.
     await cni.close();
     // The kernel keeps every entry: a restarted agent diffs against it, traffic never stops.
+    clearInterval(guardTimer);
+    await guards.poll().catch(() => undefined);
+    guardKernel.close();
     await a.stop();
     stopSource();
     await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -12,6 +12,8 @@ import { FileRegistry } from '../../overlay/registry/file-registry';
 import { Member } from '../../overlay/registry/member';
 import { resolveUnderlay } from '../../overlay/underlay';
 import { listStates } from '../cni/state';
+import { guardedDevices } from '../cni/guarded-devices';
+import { GuardDrops, GuardDropRow } from '../../overlay/agent/guard-drops';
 import type { PluginConf } from '../cni/config';
 
 interface SegmentStatus {
@@ -31,6 +33,8 @@ export interface StatusReport {
   agent: Record<string, unknown> | null;
   segments: SegmentStatus[];
   attachments: { containerId: string; ifname: string; legs: { ifname: string; hostIf: string; network: string; vni: number; mac?: string; ips: string[] }[] }[];
+  /** Leg guards (security "enforce") and the frames each dropped. */
+  guards: GuardDropRow[];
   fdb: FdbRow[];
   registryProblems?: { where: string; reason: string }[];
 }
@@ -65,11 +69,13 @@ export async function collectStatus(conf: PluginConf | undefined): Promise<Statu
       ...s.flood.map((dst): FdbRow => ({ vni: s.vni, mac: ZERO_MAC, dst, type: 'flood' })),
       ...s.macs.map((e): FdbRow => ({ vni: s.vni, ...e, type: 'mac' })),
     ]);
-    const attachments = listStates(conf?.stateDir ?? '/var/lib/podlegs').states.map((s) => ({
+    const states = listStates(conf?.stateDir ?? '/var/lib/podlegs').states;
+    const guards = await new GuardDrops(k, () => guardedDevices(states)).read();
+    const attachments = states.map((s) => ({
       containerId: s.containerId, ifname: s.ifname,
       legs: s.legs.map((l) => ({ ifname: l.ifname, hostIf: l.hostIf, network: l.network, vni: l.vni, mac: l.mac, ips: l.ips })),
     }));
-    return { ...(vtep ? { vtep } : {}), agent: (await queryAgent()) ?? null, segments, attachments, fdb, ...(registryProblems ? { registryProblems } : {}) };
+    return { ...(vtep ? { vtep } : {}), agent: (await queryAgent()) ?? null, segments, attachments, guards, fdb, ...(registryProblems ? { registryProblems } : {}) };
   } finally {
     k.close();
   }
@@ -95,6 +101,7 @@ export function formatStatus(r: StatusReport): string {
       s.flood.join(', ') || '-'])));
   const legs = r.attachments.flatMap((at) => at.legs.map((l) => [at.containerId.slice(0, 12), l.ifname, l.hostIf, l.network, String(l.vni), l.mac ?? '-', l.ips.join(' ') || '-']));
   out.push('', table(['CONTAINER', 'LEG', 'HOST IF', 'NETWORK', 'VNI', 'MAC', 'IPS'], legs));
+  if (r.guards.length) out.push('', table(['POD', 'LEG', 'NETWORK', 'HOST IF', 'SECURITY DROPS'], r.guards.map((g) => [g.pod, g.interface, g.network, g.hostIf, String(g.drops)])));
   out.push('', table(['VNI', 'MAC', 'DST', 'TYPE'], r.fdb.map((e) => [String(e.vni), e.mac, e.dst, e.type])));
   for (const s of r.segments) for (const d of s.drift ?? []) out.push(`drift: vni ${s.vni}: ${d}`);
   for (const p of r.registryProblems ?? []) out.push(`registry: skipped ${p.where}: ${p.reason}`);

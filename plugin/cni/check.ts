@@ -6,6 +6,7 @@ import { CmdContext } from './context';
 import { CniError, Code, invalidConfig } from './errors';
 import { openPod } from './common';
 import { trunkLegProblems } from './trunk';
+import { configuredGuard, guardCheck } from './guard';
 
 export async function cmdCheck({ conf, env }: CmdContext): Promise<void> {
   // The spec has the runtime pass ADD's result on CHECK; libcni-based plugins refuse a CHECK without it.
@@ -45,6 +46,8 @@ export async function cmdCheck({ conf, env }: CmdContext): Promise<void> {
       if (vx!.vxlan?.vni !== leg.vni || vx!.master !== br!.index) fail(`VXLAN device ${vx!.name} is not VNI ${leg.vni} on bridge ${br!.name}`);
       if (!host) fail(`host side ${leg.hostIf} of leg ${leg.ifname} is missing`);
       if (host!.master !== br!.index) fail(`host side ${leg.hostIf} of leg ${leg.ifname} is not enslaved to ${br!.name}`);
+      const guard = await guardCheck(node, host!, { mac: leg.mac ?? '', ips: leg.ips }, leg.guard, configuredGuard(conf, leg.ifname, leg.network));
+      if (guard.length) fail(`leg ${leg.ifname}: ${guard.join('; ')}`);
     }
   } finally {
     pod.close();

@@ -2,11 +2,12 @@
 // on the node is touched. Every problem becomes one CNI error naming the field.
 import * as ipaddr from 'ipaddr.js';
 import { CniError, Code, invalidConfig } from './errors';
-import { absPath, cidr, int, isIpAddress, isObj, networkName, obj, Obj, onlyKeys, str } from './validate';
+import { absPath, checkUnicast, cidr, int, isObj, networkName, obj, Obj, onlyKeys, parseMac, str } from './validate';
+import { parseSecurity, SecurityConf } from './security-config';
 import { checkVersion, CniVersion, parsePrevResult, Result } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from './bgp-conf';
-import { asnProblem, macProblem } from '../../overlay/values';
+import { asnProblem } from '../../overlay/values';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
 import { mtuLimit, vtepFamily } from '../../overlay/underlay';
 import { legMtu } from './mtu';
@@ -25,6 +26,8 @@ export interface NetworkConf {
   ipam?: IpamConf;
   /** The network name IPAM sees when it differs from `name` (a NAD: its config's name, else metadata.name). */
   ipamName?: string;
+  /** The leg guard for legs on this network (a leg or selection element may replace it). */
+  security?: SecurityConf;
 }
 export interface LegConf {
   network: string;
@@ -35,6 +38,8 @@ export interface LegConf {
   /** Handed to the leg's IPAM plugin in its stdin, as the reference plugins pass theirs on. */
   runtimeConfig?: Obj;
   args?: Obj;
+  /** Replaces the network's `security` for this leg (static legs, selection elements). */
+  security?: SecurityConf;
 }
 /** Where membership is published: a shared directory, or (Kubernetes) the pods' network-status, with no file at all. */
 export type RegistryConf = { type: 'file'; path: string } | { type: 'kubernetes' };
@@ -92,14 +97,6 @@ function parseUnderlay(v: unknown): UnderlayConf {
   return { interface: iface, vtep, port, mtu };
 }
 
-export function checkUnicast(ip: string, where: string): string {
-  if (!isIpAddress(ip)) throw invalidConfig(`${where} "${ip.slice(0, 60)}" is not an IP address`);
-  const range = ipaddr.process(ip).range();
-  if (['unspecified', 'multicast', 'broadcast', 'loopback', 'linkLocal'].includes(range)) {
-    throw invalidConfig(`${where} "${ip}" is not a unicast address (${range})`);
-  }
-  return ip;
-}
 
 function parseIpam(v: unknown, where: string): IpamConf {
   const o = obj(v, where);
@@ -111,8 +108,9 @@ function parseIpam(v: unknown, where: string): IpamConf {
 /** One network: an entry of `networks`, or the config of a NetworkAttachmentDefinition. */
 export function parseNetwork(name: string, raw: unknown, where: string, extraKeys: string[] = []): NetworkConf {
   const n = obj(raw, where);
-  onlyKeys(n, where, ['vni', 'mtu', 'ipam', ...extraKeys]);
+  onlyKeys(n, where, ['vni', 'mtu', 'ipam', 'security', ...extraKeys]);
   const net: NetworkConf = { name, vni: int(n.vni, `${where}.vni`, 1, MAX_VNI) };
+  if (n.security !== undefined) net.security = parseSecurity(n.security, `${where}.security`);
   if (n.mtu !== undefined) net.mtu = int(n.mtu, `${where}.mtu`, 576, 65535);
   if (n.ipam !== undefined) net.ipam = parseIpam(n.ipam, `${where}.ipam`);
   return net;
@@ -148,12 +146,6 @@ function checkedAsn(v: unknown, where: string): number {
   return v as number;
 }
 
-export function parseMac(v: unknown, where: string): string {
-  const s = str(v, where).toLowerCase();
-  const bad = macProblem(s);
-  if (bad) throw invalidConfig(`${where} ${bad}`);
-  return s;
-}
 
 function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<string, TrunkNetworkConf> = new Map()): LegConf[] {
   if (v === undefined) return [];
@@ -164,7 +156,7 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<s
   return v.map((raw, i) => {
     const where = `legs[${i}]`;
     const l = obj(raw, where);
-    onlyKeys(l, where, ['network', 'interface', 'ips', 'mac']);
+    onlyKeys(l, where, ['network', 'interface', 'ips', 'mac', 'security']);
     const network = str(l.network, `${where}.network`);
     if (!networks.has(network) && !trunks.has(network)) {
       throw invalidConfig(`${where}.network "${network.slice(0, 70)}" is not defined in networks (known: ${[...networks.keys()].join(', ') || 'none'})`);
@@ -177,6 +169,7 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<s
     const leg: LegConf = { network, interface: iface, ...(trunks.has(network) ? { trunk: true } : {}) };
     if (l.ips !== undefined) leg.ips = parseIps(l.ips, `${where}.ips`);
     if (l.mac !== undefined) leg.mac = parseMac(l.mac, `${where}.mac`);
+    if (l.security !== undefined) leg.security = parseSecurity(l.security, `${where}.security`);
     return leg;
   });
 }

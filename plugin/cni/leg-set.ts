@@ -21,6 +21,7 @@ import { fileRegistry, memberOwner, teardown } from './teardown';
 import { ResultIp, ResultRoute } from './versions';
 import { legMtu } from './mtu';
 import { attachTrunkLeg, legVnis, planTrunkLeg, preflightTrunks } from './trunk';
+import { guardAccessLeg, guardOf } from './guard';
 
 /**
  * The runtime's view of a running attachment as its ADD recorded it: a later attach hands its
@@ -55,6 +56,7 @@ export function planLeg(conf: PluginConf, env: CniEnv, l: LegConf, limit: MtuLim
     network: net.name, vni: net.vni, ifname: l.interface, hostIf: hostVethName(env.containerId, env.ifname, l.interface),
     mtu: legMtu(`network ${net.name}`, net.mtu, limit), ips: l.ips ?? [],
     ...(l.mac ? { mac: l.mac } : {}),
+    ...guardOf(l, net),
     ...(!l.ips && net.ipam ? { ipam: net.ipam, ipamContext: ipamContext(net, l, env.args) } : {}),
   };
 }
@@ -103,7 +105,7 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
       }
       const { segment, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
       if (replaced) log.warn('replaced a VXLAN device that no longer matched this node', { vni: leg.vni, differed: replaced });
-      await createAccessLeg(node, env.netns, segment, leg);
+      const host = await createAccessLeg(node, env.netns, segment, leg);
       const alloc = leg.ipam && leg.ipamContext ? await execIpam('ADD', leg.ipam, leg.ipamContext, {
         cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
       }) : undefined;
@@ -112,6 +114,7 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
       if (legRoutes.some((r) => /^(0\.0\.0\.0|::)\/0$/.test(r.dst))) {
         throw invalidConfig(`IPAM of network ${leg.network} returned a default route; eth0 keeps the default route, remove it from the ipam "routes"`);
       }
+      if (leg.guard) await guardAccessLeg(node, pod, host.index, leg); // before the pod side goes up
       const link = await configurePodSide(pod, leg.ifname, leg.ips, legRoutes);
       leg.mac = link.mac;
       registry?.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });

@@ -6,6 +6,7 @@ import { removeFileAndTemps, writeFileAtomic } from '../../overlay/fs/atomic-wri
 import type { IpamConf, RegistryConf } from './config';
 import { CniError, Code } from './errors';
 import type { IpamContext } from './ipam';
+import type { GuardConf } from '../../overlay/leg-guard';
 
 export interface LegState {
   network: string;
@@ -22,6 +23,8 @@ export interface LegState {
    * the host side of the trunk veth, and `vni` the native network's VNI (0 without one).
    */
   trunk?: TrunkLegState;
+  /** The leg guard's declarations (security mode "enforce"); absent: no guard. Not set on a trunk leg (its VLANs carry theirs). */
+  guard?: GuardConf;
   /**
    * Set while a later attach (hot-plug, `podlegs attach`) is making this leg: recorded before its
    * first kernel change so DEL still finds it; cleared when the leg is committed. One left behind
@@ -38,6 +41,8 @@ export interface TrunkVlanState {
   vni: number;
   hostIf: string;     // the 802.1Q sub-interface of the trunk veth, port of plbr<vni>
   mtu: number;
+  /** The guard on this VLAN's sub-interface (its network's security, or the leg's). */
+  guard?: GuardConf;
 }
 
 export interface TrunkLegState {

@@ -9,6 +9,7 @@ import { CmdContext } from './context';
 import { CniError, Code } from './errors';
 import { nodeUnderlay } from './common';
 import { requireTrunkSupport } from './trunk';
+import { requireGuardSupport } from './guard';
 
 export async function cmdStatus({ conf }: CmdContext): Promise<void> {
   const node = Kernel.open();
@@ -16,6 +17,8 @@ export async function cmdStatus({ conf }: CmdContext): Promise<void> {
     await nodeUnderlay(node, conf);
     // Trunk networks need 802.1Q devices and a tc BPF filter: probe both, leaving nothing behind.
     if (conf.trunks?.size) await requireTrunkSupport(node, { tc: true });
+    await requireGuardSupport(node, conf); // security "enforce": the clsact qdisc and cBPF filter
+
   } finally {
     node.close();
   }

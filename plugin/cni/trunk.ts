@@ -13,6 +13,7 @@ import { CniError, Code, invalidConfig } from './errors';
 import { execIpam, ipamContext, releaseIpam } from './ipam';
 import { ResultIp, ResultRoute } from './versions';
 import { legMtu } from './mtu';
+import { configuredGuard, guardCheck, guardOf, guardTrunkVlans } from './guard';
 import type { AttachmentState, LegState } from './state';
 
 /** Registry owner of one VLAN of a trunk leg: "<container>/<attachment>/<leg>.<vid>" (native: the leg's own). */
@@ -35,7 +36,7 @@ export function planTrunkLeg(conf: PluginConf, env: CniEnv, l: LegConf, limit: M
   };
   const vlans = t.vlans.map((v) => {
     const n = net(v.network);
-    return { vid: v.vid, network: v.network, vni: n.vni, hostIf: trunkVlanName(hostIf, v.vid), mtu: Math.min(n.mtu ?? limit.max, mtu) };
+    return { vid: v.vid, network: v.network, vni: n.vni, hostIf: trunkVlanName(hostIf, v.vid), mtu: Math.min(n.mtu ?? limit.max, mtu), ...guardOf(l, n) };
   });
   const nativeNet = t.nativeNetwork ? net(t.nativeNetwork) : undefined;
   return {
@@ -97,6 +98,7 @@ export async function attachTrunkLeg(c: AttachContext): Promise<{ ips: ResultIp[
     if (e instanceof TrunkUnsupported) throw notAvailable(e);
     throw e;
   }
+  await guardTrunkVlans(node, pod, leg); // the pod side is still down
   const alloc = leg.ipam && leg.ipamContext && t.native ? await execIpam('ADD', leg.ipam, leg.ipamContext, {
     cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
   }) : undefined;
@@ -157,5 +159,9 @@ export async function trunkLegProblems(node: Kernel, leg: LegState, conf?: Plugi
     vlans: t.vlans.map((v) => ({ vid: v.vid, hostIf: v.hostIf, bridge: bridgeName(v.vni) })),
     ...(t.native ? { nativeBridge: bridgeName(t.native.vni) } : {}),
   }, links));
+  for (const v of t.vlans) {
+    const sub = links.find((l) => l.name === v.hostIf);
+    if (sub) out.push(...(await guardCheck(node, sub, { mac: leg.mac ?? '', ips: [] }, v.guard, configuredGuard(conf, leg.ifname, v.network))).map((p) => `VLAN ${v.vid}: ${p}`));
+  }
   return out;
 }

@@ -2,7 +2,8 @@
 // One check per kind of value; `code` lets a caller report the same check as another error
 // (prevResult comes from the runtime: its problems are decoding failures, 6, not config ones).
 import * as ipaddr from 'ipaddr.js';
-import { CniCode, CniError, Code } from './errors';
+import { CniCode, CniError, Code, invalidConfig } from './errors';
+import { macProblem } from '../../overlay/values';
 
 export type Obj = Record<string, unknown>;
 export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -79,5 +80,23 @@ export function networkName(v: unknown, where: string): string {
   if (!NETWORK_NAME_RE.test(s) || s.length > MAX_NETWORK_NAME) {
     throw fail(Code.InvalidConfig, `${where} "${s.slice(0, 70)}" is not a network name: a letter or digit, then letters, digits, "_", "." or "-" (at most ${MAX_NETWORK_NAME})`);
   }
+  return s;
+}
+
+/** A unicast IP address (a VTEP; with linkLocal also fe80::/10 and 169.254/16, e.g. a VRRPv3 VIP). */
+export function checkUnicast(ip: string, where: string, opts: { linkLocal?: boolean } = {}): string {
+  if (!isIpAddress(ip)) throw invalidConfig(`${where} "${ip.slice(0, 60)}" is not an IP address`);
+  const range = ipaddr.process(ip).range();
+  if (['unspecified', 'multicast', 'broadcast', 'loopback', ...(opts.linkLocal ? [] : ['linkLocal'])].includes(range)) {
+    throw invalidConfig(`${where} "${ip}" is not a unicast address (${range})`);
+  }
+  return ip;
+}
+
+/** A station MAC, lower-cased. */
+export function parseMac(v: unknown, where: string): string {
+  const s = str(v, where).toLowerCase();
+  const bad = macProblem(s);
+  if (bad) throw invalidConfig(`${where} ${bad}`);
   return s;
 }

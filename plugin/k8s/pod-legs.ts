@@ -114,6 +114,7 @@ export async function resolveSelections(conf: PluginConf, client: KubeClient, po
     };
     if (sel.ips) leg.ips = sel.ips;
     if (sel.mac) leg.mac = sel.mac;
+    if (sel.security) leg.security = sel.security;
     legs.push(leg);
   }
   checkUniqueVnis(networks.values());

@@ -4,6 +4,7 @@
 import { macProblem } from '../../overlay/values';
 import * as ipaddr from 'ipaddr.js';
 import { CniError, Code } from '../cni/errors';
+import { parseSecurity, SecurityConf } from '../cni/security-config';
 
 export const NETWORKS_ANNOTATION = 'k8s.v1.cni.cncf.io/networks';
 
@@ -14,6 +15,7 @@ export interface Selection {
   ips?: string[];
   mac?: string;
   cniArgs?: Record<string, unknown>;
+  security?: SecurityConf;
 }
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -26,7 +28,7 @@ const UNSUPPORTED: Record<string, string> = {
   'bandwidth': 'bandwidth limits are not implemented by podlegs',
   'ipam-claim-reference': 'IPAM claims are not supported',
 };
-const KNOWN = ['name', 'namespace', 'interface', 'ips', 'mac', 'cni-args'];
+const KNOWN = ['name', 'namespace', 'interface', 'ips', 'mac', 'cni-args', 'security'];
 
 const bad = (msg: string): CniError => new CniError(Code.InvalidConfig, `pod annotation ${NETWORKS_ANNOTATION}: ${msg}`);
 
@@ -86,6 +88,7 @@ function fromJson(list: unknown): Selection[] {
       if (typeof e['cni-args'] !== 'object' || e['cni-args'] === null || Array.isArray(e['cni-args'])) throw bad(`${where}: "cni-args" must be an object`);
       s.cniArgs = e['cni-args'] as Record<string, unknown>;
     }
+    if (e.security !== undefined) s.security = parseSecurity(e.security, `pod annotation ${NETWORKS_ANNOTATION}: ${where}: security`);
     return checkNames(s, where);
   });
 }

@@ -36,10 +36,14 @@ const ok: [string, object][] = [
   ['static legs with MAC', { type: 'podlegs', networks: nets, legs: [{ network: 'vrrp-a', interface: 'net1', mac: '02:00:00:00:00:01' }, { network: 'nf-b', interface: 'net2', ips: ['198.51.100.2/24'] }] }],
   ['CNI envelope fields', { type: 'podlegs', runtimeConfig: {}, args: {}, capabilities: {} }],
   ['bgp.localAsn', { type: 'podlegs', bgp: { localAsn: 65012 } }],
+  ['leg security on a network and a leg', { type: 'podlegs', networks: { g: { vni: 300, security: { mode: 'enforce' } } }, legs: [{ network: 'g', interface: 'net1', security: { mode: 'enforce', vrrp: [{ vrid: 51, vips: ['203.0.113.100', 'fe80::1'] }], allowedMacs: ['02:00:00:00:00:09'], allowedAddresses: ['198.51.100.0/24', '2001:db8::5'] } }] }],
   ['bgp-sync fields', { type: 'podlegs', bgp: { localAsn: 4200000000, speaker: 'gobgp', api: '127.0.0.1:50051', peerAsn: 65100, podSelector: 'app=lb', allowedPrefixes: ['192.0.2.0/24'], deniedPrefixes: ['10.0.0.0/8'] } }],
 ];
 const bad: [string, object][] = [
   ['other type', { type: 'bridge' }],
+  ['security without mode', { type: 'podlegs', networks: { g: { vni: 300, security: { vrrp: [] } } } }],
+  ['security mode typo', { type: 'podlegs', networks: { g: { vni: 300, security: { mode: 'enforcing' } } } }],
+  ['VRID 0', { type: 'podlegs', networks: { g: { vni: 300, security: { mode: 'enforce', vrrp: [{ vrid: 0, vips: ['203.0.113.1'] }] } } } }],
   ['Cilium\'s port', { type: 'podlegs', underlay: { port: 8472 } }],
   ['underlay typo', { type: 'podlegs', underlay: { prot: 1 } }],
   ['port 0', { type: 'podlegs', underlay: { port: 0 } }],

@@ -105,6 +105,27 @@ export class KubernetesNodeSide {
     }
   }
 
+  /** A Warning event on the pod whose leg guard dropped frames (the caller rate-limits). */
+  async warnSpoofing(ref: { namespace: string; name: string }, ifname: string, network: string, drops: number): Promise<void> {
+    const pod = [...this.membership.pods.items.values()].find((p) => p.metadata.namespace === ref.namespace && p.metadata.name === ref.name);
+    const now = new Date().toISOString();
+    try {
+      await this.client.request(`/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/events`, {
+        method: 'POST',
+        body: {
+          apiVersion: 'v1', kind: 'Event',
+          metadata: { generateName: `${ref.name}.`, namespace: ref.namespace },
+          involvedObject: { apiVersion: 'v1', kind: 'Pod', name: ref.name, namespace: ref.namespace, ...(pod?.metadata.uid ? { uid: pod.metadata.uid } : {}) },
+          reason: 'SpoofedFramesDropped', type: 'Warning', count: 1, firstTimestamp: now, lastTimestamp: now,
+          message: `podlegs dropped ${drops} frame(s) sent on ${ifname} (network ${network}) with a source MAC, ARP sender or ND address the leg may not use`,
+          source: { component: 'podlegs', host: this.o.nodeName },
+        },
+      });
+    } catch (e) {
+      this.o.log.warn('could not record SpoofedFramesDropped event', { pod: `${ref.namespace}/${ref.name}`, error: (e as Error).message });
+    }
+  }
+
   /** One AddedInterface event per new leg of a pod on this node. */
   private async emitEvents(): Promise<void> {
     if (!this.membership.pods.synced) return;
