@@ -40,8 +40,11 @@ export interface EnsuredSegment {
  * An existing device is verified: a VXLAN device of ours left with another port, local
  * address or underlay (a config change, a renumbered node) is replaced; a device with a
  * segment's name but another kind or VNI is foreign and refused, never touched.
+ * known: the node's links dumped under the node lock (ADD's one dump), looked up instead of
+ * asking the kernel per device, and kept current: what this call creates is added to it,
+ * what it replaces taken out.
  */
-export async function ensureSegment(k: Kernel, vni: number, u: Underlay, port: number): Promise<EnsuredSegment> {
+export async function ensureSegment(k: Kernel, vni: number, u: Underlay, port: number, known?: LinkInfo[]): Promise<EnsuredSegment> {
   let created = false;
   let replaced: string | undefined;
   const ours = (l: LinkInfo, role: 'bridge' | 'vxlan'): LinkInfo => {
@@ -50,11 +53,12 @@ export async function ensureSegment(k: Kernel, vni: number, u: Underlay, port: n
     throw new ForeignDevice(`${l.name} exists on this node but is ${what}, not podlegs' ${role === 'bridge' ? 'bridge' : `VXLAN device for VNI ${vni}`}; podlegs leaves it alone: remove or rename it`);
   };
   const ensure = async (name: string, role: 'bridge' | 'vxlan', make: () => Promise<LinkInfo>): Promise<LinkInfo> => {
-    const have = await k.linkByName(name);
+    const have = known ? known.find((l) => l.name === name) : await k.linkByName(name);
     if (have) return ours(have, role);
     try {
       const l = await make();
       created = true;
+      known?.push(l);
       return l;
     } catch (e) {
       if (!isExists(e)) throw e;
@@ -71,6 +75,8 @@ export async function ensureSegment(k: Kernel, vni: number, u: Underlay, port: n
   if (drift.length) {
     replaced = drift.join(', ');
     await k.deleteLink(vxlan.index);
+    const gone = vxlan.index;
+    if (known) known.splice(0, known.length, ...known.filter((l) => l.index !== gone));
     vxlan = await ensure(vxlanName(vni), 'vxlan', makeVxlan);
   }
   if (vxlan.master !== bridge.index) await k.setLink(vxlan.index, { master: bridge.index });

@@ -22,7 +22,7 @@ import { build } from 'esbuild';
 import { spawn, spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import {
-  chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync,
+  chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync,
 } from 'fs';
 import { tmpdir } from 'os';
 import { basename, dirname, join } from 'path';
@@ -92,6 +92,36 @@ const netlinkRtOnly = {
   },
 };
 
+// winston's level table (logform/levels) loads logform's colorizer, which loads @colors/colors
+// and with it node's tty module and a terminal probe: ~5 ms of every CNI call that logs, for
+// colours podlegs never uses (JSON lines to a file). The colorizer gets @colors/colors behind a
+// proxy that loads it on first use; the one setting made at load (colors.enabled = true) is
+// kept and applied then.
+const lazyColors = {
+  name: 'lazy-colors',
+  setup(b) {
+    b.onResolve({ filter: /^@colors\/colors\/safe$/ }, (a) => (a.namespace === 'file' && /[\\/]logform[\\/]colorize\.js$/.test(a.importer)
+      ? { path: a.importer, namespace: 'lazy-colors' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-colors' }, (a) => ({
+      resolveDir: dirname(a.path),
+      loader: 'js',
+      contents: `let real; const pending = {};
+const load = () => { if (!real) { real = require('@colors/colors/safe'); Object.assign(real, pending); } return real; };
+module.exports = new Proxy({}, {
+  get: (_, k) => load()[k],
+  set: (_, k, v) => { if (real) real[k] = v; else pending[k] = v; return true; },
+  has: (_, k) => k in load(),
+});`,
+    }));
+  },
+};
+
+// @dabh/diagnostics (winston's debug logger, silent without DEBUG either way) loads its colour
+// and formatting dependencies (colorspace, kuler, ...) unless NODE_ENV is "production": fixed
+// here, it is the only NODE_ENV test in the bundle. (readable-stream's READABLE_STREAM=disable
+// would drop its stream copy too, but it throws on node 20: "Cannot set property promises".)
+const leanDeps = { 'process.env.NODE_ENV': '"production"' };
+
 // Outputs are replaced by rename, never rewritten in place: a plugin process running from
 // dist/ has the .node files mapped, and truncating them under it crashes it (SIGSEGV/SIGBUS).
 // Everything is made in a staging directory inside outdir (same filesystem, so rename works;
@@ -116,7 +146,8 @@ try {
     minify: true,
     legalComments: 'none',
     banner: { js: bundleOnly ? '#!/usr/bin/env node' : `//podlegs-bundle ${ID0}` },
-    plugins: [netlinkBinding, netlinkRtOnly],
+    plugins: [netlinkBinding, netlinkRtOnly, lazyColors],
+    define: leanDeps,
     logLevel: 'warning',
     sourcemap: sourcemap ? 'external' : false,
   });
@@ -157,6 +188,16 @@ try {
       entryPoints: [join(root, 'overlay/kube/client-node-auth.ts')], bundle: true, platform: 'node', target: 'node20',
       format: 'cjs', outfile: join(stage, 'podlegs-kubeauth.js'), minify: true, legalComments: 'none', logLevel: 'error',
     });
+  }
+
+  // The addon comes from `npm install` (node-gyp); when native/ or binding.gyp is newer (a merge
+  // changed it), rebuild it first, as test/setup.sh does: dist/ must not ship a stale addon.
+  const addon = join(root, 'build/Release/podlegs_netns.node');
+  const addonSources = [join(root, 'binding.gyp'), ...readdirSync(join(root, 'native')).map((f) => join(root, 'native', f))];
+  if (!existsSync(addon) || addonSources.some((f) => statSync(f).mtimeMs > statSync(addon).mtimeMs)) {
+    process.stderr.write('build: native/ is newer than build/Release/podlegs_netns.node: npm run install (node-gyp)\n');
+    const r = spawnSync('npm', ['run', '--silent', 'install'], { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('rebuilding the native addon failed (npm run install)');
   }
 
   const natives = [

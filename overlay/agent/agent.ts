@@ -34,6 +34,8 @@ export interface ReconcileReport {
   failures: number;
   removed: number[];
   durationMs: number;
+  /** Where the run's time went (ms): registry read, kernel dumps, diff, netlink apply. */
+  phases?: { listMs: number; dumpMs: number; planMs: number; applyMs: number };
   error?: string;
 }
 
@@ -120,6 +122,7 @@ export class Agent {
     const report: ReconcileReport = { trigger, ok: true, changes: 0, failures: 0, removed: [], durationMs: 0 };
     this.runs++;
     m?.reconcileRuns.inc();
+    const lap = (() => { let t = t0; return (): number => { const n = process.hrtime.bigint(); const ms = Number(n - t) / 1e6; t = n; return ms; }; })();
     try {
       let listed;
       try {
@@ -129,13 +132,17 @@ export class Agent {
         m?.registryErrors.inc();
         throw new Error(`membership source failed, kernel left as it is: ${(e as Error).message}`);
       }
+      const listMs = lap();
       const actual = await readSegments(this.k);
+      const dumpMs = lap();
       const want = desiredState(listed.members, this.o.localVtep, actual.keys());
       this.reportProblems([...listed.problems, ...want.problems]);
       const changes = planFdb(actual, want.segments);
+      const planMs = lap();
       // A segment deleted between the dump and the apply (a concurrent DEL) is no failure:
       // there is nothing left to program. Run once more to see the new state.
       const refused = await applyFdb(this.k, changes);
+      report.phases = { listMs, dumpMs, planMs, applyMs: lap() };
       const failures = refused.filter((f) => !f.error.is('ENODEV'));
       if (failures.length < refused.length) this.again ??= trigger;
       report.changes = changes.length - failures.length;

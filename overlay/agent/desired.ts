@@ -23,11 +23,17 @@ export function desiredState(members: Iterable<Member>, localVtep: string, local
   for (const v of localVnis) segments.set(v, { flood: new Set(), macs: new Map() });
   const problems: MemberProblem[] = [];
   const localFamily = family(localVtep);
+  const families = new Map<string, string>(); // one parse per distinct VTEP, not per member
+  const familyOf = (ip: string): string => {
+    let f = families.get(ip);
+    if (f === undefined) families.set(ip, (f = family(ip)));
+    return f;
+  };
   const conflicts = new Map<string, Set<string>>(); // "vni mac" → VTEPs claiming it
   for (const m of members) {
     const seg = segments.get(m.vni);
     if (!seg || m.vtep === localVtep) continue;
-    if (family(m.vtep) !== localFamily) {
+    if (familyOf(m.vtep) !== localFamily) {
       problems.push({ where: `member ${m.owner} of vni ${m.vni}`, reason: `vtep ${m.vtep} is not reachable from local ${localFamily} vtep ${localVtep}` });
       continue;
     }

@@ -11,11 +11,13 @@ interface NetnsAddon {
   CLONE_NEWNET: number;
   openLock(file: string): number;
   tryLock(fd: number): boolean;
+  /** The file registry's directory reader (native/netns.c); absent in addons built before it. */
+  readSmallFiles?: (dir: string, max: number) => (string | number)[];
 }
 
 let addon: NetnsAddon | undefined;
 
-/** The native addon (setns, flock); node-lock.ts uses its flock part. */
+/** The native addon (setns, flock, readSmallFiles); node-lock.ts uses its flock part, the file registry its reader. */
 export function loadAddon(): NetnsAddon {
   if (addon) return addon;
   // Bundled: the addon sits next to the executable; from source: node-gyp's build dir.

@@ -3,7 +3,9 @@
 // so concurrent writers never see or produce half-written entries.
 import * as fs from 'fs';
 import * as path from 'path';
+import { getSystemErrorName } from 'util';
 import { removeFileAndTemps, writeFileAtomic } from '../fs/atomic-write';
+import { loadAddon } from '../kernel/netns';
 import { Member, MemberProblem, MembershipSource, parseMember } from './member';
 
 const fileName = (m: Pick<Member, 'vtep' | 'owner'>): string =>
@@ -32,9 +34,14 @@ export class FileRegistry implements MembershipSource {
     return path.join(this.dir, `vni-${vni}`);
   }
 
+  /**
+   * Writes a member's entry. Its rename is not made durable (no directory fsync): a crash of
+   * this node that loses it also removed the leg it describes, and unregister never waits
+   * for durability either. The entry's content is fsynced: readers never see a torn one.
+   */
   register(m: Member): void {
     const dir = this.vniDir(m.vni);
-    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m));
+    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m), 0o644, { durableRename: false });
   }
 
   /** Removes a member (and a temp file its killed writer left); false when it was not registered. */
@@ -60,7 +67,17 @@ export class FileRegistry implements MembershipSource {
         throw e;
       }
     }
+    const readDir = smallFileReader();
     for (const d of dirs) {
+      if (readDir) {
+        const got = readDir(this.dir, d);
+        if (!got) continue;
+        for (let i = 0; i < got.length; i += 2) {
+          const e = this.entryOf(d, got[i] as string, got[i + 1] as string | number);
+          if (e) out.set(`${d}/${got[i] as string}`, e);
+        }
+        continue;
+      }
       let files: fs.Dirent[];
       try {
         files = fs.readdirSync(path.join(this.dir, d), { withFileTypes: true });
@@ -76,23 +93,31 @@ export class FileRegistry implements MembershipSource {
     return out;
   }
 
+  /** An entry from what the native reader found for d/name: its text, or why not (see smallFileReader). */
+  private entryOf(d: string, name: string, got: string | number): Entry | undefined {
+    if (!isEntryName(d, name)) return undefined;
+    const where = `${d}/${name}`;
+    if (got === -2) return { problem: { where, reason: 'not a regular file' } };
+    if (got === -1) return { problem: { where, reason: `larger than ${MAX_ENTRY_BYTES} bytes` } };
+    if (typeof got === 'number') return { problem: { where, reason: `cannot read: ${getSystemErrorName(-got)}` } };
+    return parseEntry(where, d, got);
+  }
+
   /** One file of directory d; undefined when it is no entry (temp file, other name, gone). */
   protected readEntry(d: string, name: string, isFile?: boolean): Entry | undefined {
-    if (!name.endsWith('.json') || name.startsWith('.') || !d.startsWith('vni-')) return undefined;
+    if (!isEntryName(d, name)) return undefined;
     const where = path.join(d, name);
+    let text: string | undefined;
     try {
       // Another node's bytes: no symlinks or devices, nothing large enough to hurt.
       if (!(isFile ?? fs.lstatSync(path.join(this.dir, where)).isFile())) return { problem: { where, reason: 'not a regular file' } };
-      const text = readCapped(path.join(this.dir, where), MAX_ENTRY_BYTES);
-      if (text === undefined) return { problem: { where, reason: `larger than ${MAX_ENTRY_BYTES} bytes` } };
-      const parsed = parseMember(JSON.parse(text));
-      if (typeof parsed === 'string') return { problem: { where, reason: parsed } };
-      if (`vni-${parsed.vni}` !== d) return { problem: { where, reason: `vni ${parsed.vni} filed under ${d}` } };
-      return { member: parsed };
+      text = readCapped(path.join(this.dir, where), MAX_ENTRY_BYTES);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // removed meanwhile
       return { problem: { where, reason: (e as Error).message } };
     }
+    if (text === undefined) return { problem: { where, reason: `larger than ${MAX_ENTRY_BYTES} bytes` } };
+    return parseEntry(where, d, text);
   }
 
   watch(onChange: () => void): () => void {
@@ -175,6 +200,46 @@ export class WatchedFileRegistry extends FileRegistry {
       this.cache = undefined;
     };
   }
+}
+
+/** Registry entries: vni-<n>/<name>.json; dot files are temp files of a writer. */
+const isEntryName = (d: string, name: string): boolean => name.endsWith('.json') && !name.startsWith('.') && d.startsWith('vni-');
+
+/** One entry's text, checked like every other node's bytes. */
+function parseEntry(where: string, d: string, text: string): Entry {
+  let parsed: Member | string;
+  try {
+    parsed = parseMember(JSON.parse(text));
+  } catch (e) {
+    return { problem: { where, reason: (e as Error).message } };
+  }
+  if (typeof parsed === 'string') return { problem: { where, reason: parsed } };
+  if (`vni-${parsed.vni}` !== d) return { problem: { where, reason: `vni ${parsed.vni} filed under ${d}` } };
+  return { member: parsed };
+}
+
+/**
+ * The native addon's whole-directory reader (name, text-or-reason pairs; undefined for a
+ * directory that is gone), or undefined when the addon has none (an addon built before it):
+ * then scan() reads file by file from JS, with the same rules and the same results.
+ */
+function smallFileReader(): ((root: string, d: string) => (string | number)[] | undefined) | undefined {
+  let addon: ReturnType<typeof loadAddon>;
+  try {
+    addon = loadAddon();
+  } catch {
+    return undefined;
+  }
+  const read = addon.readSmallFiles;
+  if (typeof read !== 'function') return undefined;
+  return (root, d) => {
+    try {
+      return read(path.join(root, d), MAX_ENTRY_BYTES);
+    } catch (e) {
+      if ((e as { errno?: number }).errno === 2) return undefined; // ENOENT: the dir vanished
+      throw e;
+    }
+  };
 }
 
 type Entry = { member: Member; problem?: undefined } | { problem: MemberProblem; member?: undefined };

@@ -4,7 +4,7 @@
 import { Kernel } from '../../overlay/kernel/kernel';
 import { netnsId } from '../../overlay/kernel/netns';
 import { legMtuLimit } from '../../overlay/underlay';
-import { AttachmentState, readState, removeState, writeState } from './state';
+import { AttachmentState, readState, removeState } from './state';
 import { CmdContext } from './context';
 import { CniError, Code } from './errors';
 import { formatCniArgs } from './ipam';
@@ -31,7 +31,10 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
     if (readState(conf.stateDir, env.containerId, env.ifname)?.complete) {
       throw new CniError(Code.InterfaceExists, `container ${env.containerId} interface ${env.ifname} already has podlegs legs; DEL it first`);
     }
-    const u = await nodeUnderlay(node, conf);
+    // One dump of the node's links for the lookups of this ADD (underlay, free names, existing
+    // segments): under the node lock nobody else adds or removes podlegs' devices meanwhile.
+    const links = await node.links();
+    const u = await nodeUnderlay(node, conf, links);
     const limit = legMtuLimit(u);
     const legs = conf.legs.map((l) => planLeg(conf, env, l, limit));
     const state: AttachmentState = {
@@ -39,7 +42,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       cniVersion: conf.cniVersion, vtep: u.vtep, registry: conf.registry, legs: [], complete: false,
       sandbox: { netnsId: netnsId(env.netns) ?? '', cniPath: env.path, cniArgs: formatCniArgs(env.args) },
     };
-    const c = { node, pod, conf, env, u, log };
+    const c = { node, pod, conf, env, u, log, links };
     await preflightLegs(c, legs);
     let result: Result = {};
     try {
@@ -54,7 +57,7 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
       removeState(conf.stateDir, env.containerId, env.ifname);
       throw e;
     }
-    writeState(conf.stateDir, state);
+    // attachPreflighted saved the state as committed (complete, no leg pending).
     log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })) });
     return result;
   } finally {

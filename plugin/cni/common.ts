@@ -1,5 +1,5 @@
 // Small helpers shared by the commands: opening the pod's netns and the underlay.
-import { Kernel } from '../../overlay/kernel/kernel';
+import { Kernel, LinkInfo } from '../../overlay/kernel/kernel';
 import { isNotFound } from '../../overlay/kernel/errors';
 import { Underlay, UnderlayError, resolveUnderlay } from '../../overlay/underlay';
 import { CniError, Code } from './errors';
@@ -16,9 +16,9 @@ export function openPod(netns: string): Kernel {
 }
 
 /** The underlay as configured; unusable means the plugin is not available (50). */
-export async function nodeUnderlay(node: Kernel, conf: PluginConf): Promise<Underlay> {
+export async function nodeUnderlay(node: Kernel, conf: PluginConf, links?: LinkInfo[]): Promise<Underlay> {
   try {
-    return await resolveUnderlay(node, conf.underlay);
+    return await resolveUnderlay(node, conf.underlay, links);
   } catch (e) {
     if (e instanceof UnderlayError) throw new CniError(Code.NotAvailable, e.message);
     throw e;

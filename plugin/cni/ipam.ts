@@ -2,7 +2,6 @@
 // CNI_PATH with the caller's environment (CNI_ARGS included) and, on stdin, the
 // network config the plugin would see from a reference plugin: name,
 // cniVersion, ipam, and the leg's runtimeConfig/args.
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, Code } from './errors';
@@ -58,6 +57,10 @@ interface Ran { status: number | null; stdout: string; stderr: string; error?: E
  * reconciler, its other calls or /healthz meanwhile. Killed after IPAM_TIMEOUT_MS.
  */
 function run(bin: string, stdin: string, env: NodeJS.ProcessEnv): Promise<Ran> {
+  // Required here, not at the top: node's child_process (with dgram, net sockets lists) is
+  // ~2 ms to load, and only legs with an IPAM plugin need it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('child_process') as typeof import('child_process');
   return new Promise((resolve) => {
     const child = spawn(bin, [], { env, stdio: 'pipe' });
     let stdout = '';

@@ -2,7 +2,7 @@
 // more leg on a running attachment (hot-plug in Kubernetes mode, `podlegs attach`). The state
 // file stays the single record DEL reads: the new legs go into it, marked pending, before the
 // first kernel change; they are committed, or torn down again and dropped from it.
-import { Kernel } from '../../overlay/kernel/kernel';
+import { Kernel, LinkInfo } from '../../overlay/kernel/kernel';
 import { netnsId } from '../../overlay/kernel/netns';
 import { ensureSegment } from '../../overlay/segment';
 import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
@@ -42,7 +42,11 @@ export function staleSandbox(s: AttachmentState): string | undefined {
   return undefined;
 }
 
-export interface LegSetContext { node: Kernel; pod: Kernel; conf: PluginConf; env: CniEnv; u: Underlay; log: Log }
+export interface LegSetContext {
+  node: Kernel; pod: Kernel; conf: PluginConf; env: CniEnv; u: Underlay; log: Log;
+  /** The node's links, dumped under the node lock (ADD's one dump): looked up instead of asking the kernel per name. */
+  links?: LinkInfo[];
+}
 
 /** What the attached legs got: addresses per leg (result shape) and the routes IPAM returned. */
 export interface AttachedLegs { ips: Map<string, ResultIp[]>; routes: ResultRoute[] }
@@ -62,11 +66,11 @@ export function planLeg(conf: PluginConf, env: CniEnv, l: LegConf, limit: MtuLim
 }
 
 /** Before anything changes: the legs' names are free in the pod and on the node (code 101 otherwise). */
-export async function preflightLegs(c: Pick<LegSetContext, 'node' | 'pod' | 'env'>, legs: LegState[]): Promise<void> {
+export async function preflightLegs(c: Pick<LegSetContext, 'node' | 'pod' | 'env' | 'links'>, legs: LegState[]): Promise<void> {
   const inPod = new Set((await c.pod.links()).map((l) => l.name)); // one dump: a pod has few links
   for (const leg of legs) {
     if (inPod.has(leg.ifname)) throw new CniError(Code.InterfaceExists, `interface ${leg.ifname} already exists in the pod's netns ${c.env.netns}`);
-    if (await c.node.linkByName(leg.hostIf)) throw new CniError(Code.InterfaceExists, `host interface ${leg.hostIf} for leg ${leg.ifname} already exists; a previous attachment was not deleted`);
+    if (c.links ? c.links.some((l) => l.name === leg.hostIf) : await c.node.linkByName(leg.hostIf)) throw new CniError(Code.InterfaceExists, `host interface ${leg.hostIf} for leg ${leg.ifname} already exists; a previous attachment was not deleted`);
   }
   await preflightTrunks(c.node, legs); // trunk legs: free names, and 8021q in the kernel
 }
@@ -84,7 +88,7 @@ export async function attachLegSet(c: LegSetContext, state: AttachmentState, leg
 
 /** attachLegSet once preflightLegs passed (ADD runs it first: a refusal there must leave an older state file alone). */
 export async function attachPreflighted(c: LegSetContext, state: AttachmentState, legs: LegState[], commit?: (attached: AttachedLegs) => Promise<void>): Promise<AttachedLegs> {
-  const { node, pod, conf, env, u, log } = c;
+  const { node, pod, conf, env, u, log, links } = c;
   const before = state.legs;
   for (const l of legs) {
     l.pending = true;
@@ -103,7 +107,7 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
         attached.routes.push(...t.routes);
         continue;
       }
-      const { segment, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port);
+      const { segment, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port, links);
       if (replaced) log.warn('replaced a VXLAN device that no longer matched this node', { vni: leg.vni, differed: replaced });
       const host = await createAccessLeg(node, env.netns, segment, leg);
       const alloc = leg.ipam && leg.ipamContext ? await execIpam('ADD', leg.ipam, leg.ipamContext, {
@@ -124,7 +128,10 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
     if (registry && legs.length) await programFdb(node, registry, u.vtep, legs, log);
     await commit?.(attached);
     for (const l of legs) delete l.pending;
-    save();
+    // The plan (legs pending) written before the first kernel change is durable; should a crash
+    // undo this rename, DEL and detach still find that plan and undo all of it (after a crash
+    // the kernel objects are gone anyway). The content is fsynced: never a torn file.
+    writeState(conf.stateDir, state, { durableRename: false });
     return attached;
   } catch (e) {
     log.warn('attaching legs failed, rolling back', { legs: legs.map((l) => l.ifname), error: (e as Error).message });

@@ -2,7 +2,7 @@
 // can undo it without the netns, the config or any API.
 import * as fs from 'fs';
 import * as path from 'path';
-import { removeFileAndTemps, writeFileAtomic } from '../../overlay/fs/atomic-write';
+import { AtomicWriteOptions, removeFileAndTemps, writeFileAtomic } from '../../overlay/fs/atomic-write';
 import type { IpamConf, RegistryConf } from './config';
 import { CniError, Code } from './errors';
 import type { IpamContext } from './ipam';
@@ -95,9 +95,13 @@ const dirOf = (stateDir: string): string => path.join(stateDir, 'attachments');
 const fileOf = (stateDir: string, containerId: string, ifname: string): string =>
   path.join(dirOf(stateDir), `${containerId}_${ifname}.json`);
 
-export function writeState(stateDir: string, s: AttachmentState): void {
+/**
+ * Records an attachment: atomic and fsynced. opts.durableRename false only for a rewrite whose
+ * previous version stays a correct record after a crash (see writeFileAtomic).
+ */
+export function writeState(stateDir: string, s: AttachmentState, opts?: AtomicWriteOptions): void {
   const file = fileOf(stateDir, s.containerId, s.ifname);
-  writeFileAtomic(file, JSON.stringify({ version: STATE_VERSION, ...s }, null, 1), 0o600);
+  writeFileAtomic(file, JSON.stringify({ version: STATE_VERSION, ...s }, null, 1), 0o600, opts);
 }
 
 /** State files written before `registry` recorded "registryPath", with "" for "no file registry". */

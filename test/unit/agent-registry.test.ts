@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FileRegistry, WatchedFileRegistry } from '../../overlay/registry/file-registry';
+import { loadAddon } from '../../overlay/kernel/netns';
 import { member } from './agent-fake';
 import { SEEN_MS, waitUntil } from '../support/wait';
 
@@ -50,9 +51,11 @@ describe('WatchedFileRegistry (the agent\'s cached view of the file registry)', 
         expect(reads.mock.calls.map((c) => c[0])).toEqual(expect.arrayContaining(['vni-100']));
         expect(new Set(reads.mock.calls.map((c) => c[1])).size).toBeLessThanOrEqual(2); // the entry (and its temp file)
         reads.mockClear();
+        // A full scan goes through the native directory reader (entryOf) when the addon has one.
+        const scanned = jest.spyOn(r2 as unknown as { entryOf(d: string, n: string): unknown }, 'entryOf');
         r2.resync();
         expect(await owners(r2)).toEqual(['c2/eth0/net1', 'c3/eth0/net1', 'c4/eth0/net1']);
-        expect(reads.mock.calls.length).toBeGreaterThanOrEqual(4); // everything read again
+        expect(reads.mock.calls.length + scanned.mock.calls.length).toBeGreaterThanOrEqual(4); // everything read again
       } finally {
         stop2();
       }
@@ -69,7 +72,19 @@ describe('WatchedFileRegistry (the agent\'s cached view of the file registry)', 
     expect(await owners(r)).toEqual(['c1/eth0/net1', 'c2/eth0/net1']);
   });
 
-  it('skips symlinks, oversized and misfiled entries', async () => {
+  it.each([['the native directory reader', true], ['the JS fallback (an addon without it)', false]])('skips symlinks, oversized and misfiled entries (%s)', async (_how, native) => {
+    const addon = loadAddon();
+    const saved = addon.readSmallFiles;
+    expect(typeof saved).toBe('function'); // build/Release is the current addon
+    if (!native) delete addon.readSmallFiles;
+    try {
+      await badEntries();
+    } finally {
+      addon.readSmallFiles = saved;
+    }
+  });
+
+  const badEntries = async (): Promise<void> => {
     const d = path.join(dir, 'vni-100');
     fs.mkdirSync(d, { recursive: true });
     fs.symlinkSync('/dev/zero', path.join(d, 'z.json'));
@@ -80,5 +95,13 @@ describe('WatchedFileRegistry (the agent\'s cached view of the file registry)', 
     expect(members).toEqual([]);
     expect(problems.map((p) => `${p.where}: ${p.reason}`).sort()).toEqual([
       'vni-100/big.json: larger than 4096 bytes', 'vni-100/mis.json: vni 200 filed under vni-100', 'vni-100/z.json: not a regular file']);
-  });
+    // A good entry beside them is read; an unreadable one is reported, not fatal.
+    new FileRegistry(dir).register(member(100, '192.0.2.12', 7));
+    fs.writeFileSync(path.join(d, 'locked.json'), '{}', { mode: 0 });
+    fs.mkdirSync(path.join(d, 'dir.json'));
+    const again = await new FileRegistry(dir).list();
+    expect(again.members.map((m) => m.owner)).toEqual(['c7/eth0/net1']);
+    expect(again.problems.map((p) => p.where).sort()).toEqual(
+      ['vni-100/big.json', 'vni-100/dir.json', 'vni-100/locked.json', 'vni-100/mis.json', 'vni-100/z.json']);
+  };
 });

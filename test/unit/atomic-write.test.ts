@@ -49,7 +49,7 @@ describe('writeFileAtomic', () => {
       rm.mockRestore();
     }
     const left = fs.readdirSync(dir);
-    expect(left).toEqual([expect.stringMatching(/^\.e\.json\.\d+\.[0-9a-f]{8}\.tmp$/)]);
+    expect(left).toEqual([expect.stringMatching(/^\.e\.json\.\d+\.[0-9a-z]+\.tmp$/)]);
     writeFileAtomic(file, 'whole');
     const foreign = ['.e.json.mine.tmp', 'e.json.bak', '.e.json2.1.abcdef01.tmp'];
     for (const f of foreign) fs.writeFileSync(path.join(dir, f), 'x');
