@@ -91,37 +91,77 @@ export async function localPorts(k: Kernel, seg: { bridge: LinkInfo; vxlan: Link
   return all.filter((l) => l.master === seg.bridge.index && l.index !== seg.vxlan.index);
 }
 
-/** The segment devices of vni that are podlegs' own (a foreign device with the name is not). */
-function ourSegmentDevices(links: LinkInfo[], vni: number): { bridge?: LinkInfo; vxlan?: LinkInfo } {
-  const find = (role: 'bridge' | 'vxlan'): LinkInfo | undefined => links.find((l) => {
-    const r = segmentRole(l);
-    return r?.vni === vni && r.role === role;
-  });
-  return { bridge: find('bridge'), vxlan: find('vxlan') };
+/** Who a segment of this node belongs to: its VXLAN device's local address and UDP port. */
+export interface SegmentOwner {
+  local: string;
+  /** Absent for attachments recorded before the port was: then the port is not compared. */
+  port?: number;
 }
 
 /**
- * Removes host-side links and, in the same kernel batch, the segments of vnis they leave
- * without any other port. Names that do not exist are skipped.
+ * When an empty segment may go. emptySince is the memory of since-when each VNI has had no
+ * leg (updated by the rule); busy VNIs (an ADD is building them) never go.
  */
-export async function removeLegsAndEmptySegments(k: Kernel, hostIfs: string[], vnis: number[]): Promise<void> {
-  const links = await k.links();
-  const doomed = new Set(links.filter((l) => hostIfs.includes(l.name)).map((l) => l.index));
-  for (const vni of new Set(vnis)) {
-    const { bridge, vxlan } = ourSegmentDevices(links, vni);
-    if (bridge && links.some((l) => l.master === bridge.index && l.index !== vxlan?.index && !doomed.has(l.index))) continue;
-    if (vxlan) doomed.add(vxlan.index);
-    if (bridge) doomed.add(bridge.index);
-  }
-  await k.deleteLinks([...doomed]);
+export interface Grace { graceMs: number; emptySince: Map<number, number>; now: number; busy?: Set<number> }
+
+/**
+ * No grace: a caller without an agent removes emptied segments at once. Safe because every
+ * such caller holds the node lock, which an ADD holds from creating a segment until its leg
+ * is plugged in: the gap the agent's grace period covers cannot occur. (A marker for a later
+ * sweep would need a sweeper, and a node without an agent has none.)
+ */
+export const noGrace = (): Grace => ({ graceMs: 0, emptySince: new Map(), now: Date.now() });
+
+/** The devices of vni's segment that are this node's own: kind, VNI and (VXLAN) local address and port verified. */
+function verifiedDevices(links: LinkInfo[], vni: number, owner: SegmentOwner): { bridge?: LinkInfo; vxlan?: LinkInfo } {
+  const bridge = links.find((l) => l.name === bridgeName(vni) && segmentRole(l)?.role === 'bridge');
+  const vxlan = links.find((l) => l.name === vxlanName(vni) && segmentRole(l)?.role === 'vxlan'
+    && l.vxlan?.local === owner.local && (owner.port === undefined || l.vxlan?.port === owner.port));
+  return { bridge, vxlan };
 }
 
-/** Removes the segment when no local leg is left on it; true when removed. */
-export async function removeSegmentIfUnused(k: Kernel, vni: number): Promise<boolean> {
-  const links = await k.links();
-  const { bridge, vxlan } = ourSegmentDevices(links, vni);
-  if (bridge && links.some((l) => l.master === bridge.index && l.index !== vxlan?.index)) return false;
-  if (vxlan) await k.deleteLink(vxlan.index);
-  if (bridge) await k.deleteLink(bridge.index);
-  return !!(bridge || vxlan);
+/**
+ * Pure. THE segment-removal rule, for DEL, GC, a failed ADD's rollback and the agent: the
+ * segment of a VNI goes when it has had no local leg (bridge port other than its VXLAN
+ * device, links in `leaving` not counted) for grace.graceMs; only its devices verified as
+ * this node's go (bridge of kind bridge; VXLAN device of that VNI, local address and port).
+ * A device with a segment's name but another kind, VNI, port or local address is never
+ * touched; enslaved to the bridge, it counts as a port and keeps the bridge too. vnis: the
+ * candidates (all segments when omitted). Returns the device indexes to delete and when the
+ * next empty one would expire.
+ */
+export function segmentsToRemove(links: LinkInfo[], owner: SegmentOwner, grace: Grace, vnis?: Iterable<number>, leaving = new Set<number>()):
+  { remove: Map<number, number[]>; nextCheck?: number } {
+  const candidates = new Set(vnis ?? links.map((l) => segmentRole(l)?.vni).filter((v): v is number => v !== undefined));
+  const remove = new Map<number, number[]>();
+  let nextCheck: number | undefined;
+  if (!vnis) for (const v of [...grace.emptySince.keys()]) if (!candidates.has(v)) grace.emptySince.delete(v);
+  for (const vni of candidates) {
+    const { bridge, vxlan } = verifiedDevices(links, vni, owner);
+    if (!bridge && !vxlan) { grace.emptySince.delete(vni); continue; }
+    const legs = bridge ? links.filter((l) => l.master === bridge.index && l.index !== vxlan?.index && !leaving.has(l.index)) : [];
+    if (legs.length || grace.busy?.has(vni)) { grace.emptySince.delete(vni); continue; }
+    const since = grace.emptySince.get(vni) ?? grace.now;
+    grace.emptySince.set(vni, since);
+    if (grace.now - since >= grace.graceMs) remove.set(vni, [vxlan?.index, bridge?.index].filter((i): i is number => i !== undefined));
+    else nextCheck = Math.min(nextCheck ?? Infinity, since + grace.graceMs);
+  }
+  return { remove, ...(nextCheck !== undefined ? { nextCheck } : {}) };
+}
+
+export interface Removal { removed: number[]; nextCheck?: number }
+
+/**
+ * Removes host-side links and applies the segment-removal rule to the VNIs they were legs of
+ * (every segment of the node when vnis is omitted), all in one links dump and one kernel
+ * batch: nobody ever sees half a segment. Names that do not exist are skipped.
+ */
+export async function removeLegsAndEmptySegments(k: Pick<Kernel, 'links' | 'deleteLinks'>, o: { hostIfs: string[]; vnis?: number[]; owner: SegmentOwner; grace: Grace; links?: LinkInfo[] }): Promise<Removal> {
+  const links = o.links ?? (await k.links());
+  const leaving = new Set(links.filter((l) => o.hostIfs.includes(l.name)).map((l) => l.index));
+  const { remove, nextCheck } = segmentsToRemove(links, o.owner, o.grace, o.vnis, leaving);
+  for (const devs of remove.values()) for (const d of devs) leaving.add(d);
+  if (leaving.size) await k.deleteLinks([...leaving]);
+  for (const vni of remove.keys()) o.grace.emptySince.delete(vni);
+  return { removed: [...remove.keys()], ...(nextCheck !== undefined ? { nextCheck } : {}) };
 }

@@ -100,6 +100,49 @@ export async function createTrunkLeg(node: Kernel, podNetns: string, t: TrunkSpe
   return host;
 }
 
+/** A VLAN of a running trunk whose sub-interface moves to another segment (same VID, another network). */
+export interface TrunkVlanRetarget { hostIf: string; mtu: number; segment: Segment }
+
+export interface TrunkVlanChange {
+  add: TrunkVlanSpec[];
+  retarget: TrunkVlanRetarget[];
+  /** Every VID the filter lets through afterwards, and whether untagged frames pass (unchanged native). */
+  vids: number[];
+  native: boolean;
+}
+
+/**
+ * Changes the VLANs of a running trunk without a gap on the others: sub-interfaces of added
+ * VLANs first, into their segments (no frame reaches them before the filter lets their VID in),
+ * then retargeted ones re-enslaved, then the filter program swapped in one request. Removed
+ * VLANs' sub-interfaces are the caller's to delete afterwards: by then the filter drops their
+ * frames. An added sub-interface that already exists as that VLAN of this veth (an edit cut
+ * short) is reused; any other device with its name is refused before anything changes.
+ */
+export async function changeTrunkVlans(node: Kernel, hostIf: string, c: TrunkVlanChange): Promise<void> {
+  const host = await node.linkByName(hostIf);
+  if (!host) throw new Error(`host side ${hostIf} of the trunk is missing`);
+  const existing = new Map<string, LinkInfo>();
+  for (const v of c.add) {
+    const l = await node.linkByName(v.hostIf);
+    if (!l) continue;
+    if (l.kind !== 'vlan' || l.vlan?.id !== v.vid || l.parent !== host.index) {
+      throw new Error(`${v.hostIf} exists on this node but is not VLAN ${v.vid} of ${hostIf}; remove or rename it`);
+    }
+    existing.set(v.hostIf, l);
+  }
+  for (const v of c.add) {
+    const sub = existing.get(v.hostIf) ?? (await needs('vlan', () => node.createVlan(v.hostIf, host.index, v.vid, { mtu: Math.min(v.mtu, host.mtu) })));
+    await node.setLink(sub.index, { master: v.segment.bridge.index, up: true });
+  }
+  for (const r of c.retarget) {
+    const sub = await node.linkByName(r.hostIf);
+    if (!sub) throw new Error(`sub-interface ${r.hostIf} of the trunk is missing`);
+    await node.setLink(sub.index, { master: r.segment.bridge.index, mtu: Math.min(r.mtu, host.mtu) });
+  }
+  await needs('bpf', () => node.replaceIngressBpf(host.index, trunkFilterProgram(c.vids, c.native)));
+}
+
 export interface TrunkHostExpect {
   hostIf: string;
   vlans: { vid: number; hostIf: string; bridge: string }[];

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { BenchLab, installCleanup, sh } from './bench/lab.mjs';
 import { fmt, median, p90, table } from './bench/stats.mjs';
 import { attribute, buildMapped, bundleOf, newestProfile } from './bench/profile.mjs';
-import { servedCalls, startAgent, stubAgent } from './bench/agent-node.mjs';
+import { callPhases, servedCalls, startAgent, stubAgent } from './bench/agent-node.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST_BIN = join(ROOT, 'dist/podlegs');
@@ -152,6 +152,7 @@ async function bench(lab, o) {
   };
   const node = nodeNetns('node', '192.0.2.11/24'); // in-process calls, bridge, floors
   const anode = nodeNetns('anode', '192.0.2.12/24'); // calls through the agent
+  const cnode = o.extras ? nodeNetns('cnode', '192.0.2.13/24') : undefined; // through an agent with grace 0
 
   const plugin = (name) => join(o.cniPath, name);
   const onNode = (argv, on = node) => ['nsenter', `--net=${on.path}`, ...argv];
@@ -177,6 +178,7 @@ async function bench(lab, o) {
   const sides = {
     inproc: { stateDir: join(D, 'state'), registry: join(D, 'registry'), socket: join(D, 'no-agent.sock'), log: join(D, 'podlegs.log') },
     agent: { stateDir: join(D, 'state-agent'), registry: join(D, 'registry-agent'), socket: join(D, 'agent.sock'), log: join(D, 'podlegs-agent-calls.log') },
+    cold: { stateDir: join(D, 'state-cold'), registry: join(D, 'registry-cold'), socket: join(D, 'agent-cold.sock'), log: join(D, 'podlegs-cold-calls.log') },
     stub: { stateDir: join(D, 'state-stub'), registry: join(D, 'registry-stub'), socket: join(D, 'stub.sock'), log: join(D, 'podlegs-stub.log') },
   };
   const podlegsConf = (legs, level, prevResult, side = sides.inproc) => ({
@@ -222,12 +224,13 @@ async function bench(lab, o) {
 
   const scenarios = [];
   const podlegs = (key, label, legSpecs, { level = 'info', ptp = true, extra = false, bin = o.bin, agent = false } = {}) => {
-    const on = agent ? anode : node;
+    // agent: true (the node agent, default grace period) or 'cold' (an agent with grace 0).
+    const on = agent === 'cold' ? cnode : agent ? anode : node;
     const pod = new Pod(key, ptp, on);
     const legs = legsOf(legSpecs);
     const s = {
       key, label, extra, pod, samples: { add: [], del: [] },
-      conf: () => podlegsConf(legs, level, pod.prev, agent ? sides.agent : sides.inproc),
+      conf: () => podlegsConf(legs, level, pod.prev, agent === 'cold' ? sides.cold : agent ? sides.agent : sides.inproc),
       async once({ wrapAdd = [], wrapDel = [], argvAdd, verify = false, iter = 0 } = {}) {
         await pod.open(iter);
         const call = { netns: pod.ns, containerId: pod.containerId, conf: s.conf(), on };
@@ -298,8 +301,10 @@ async function bench(lab, o) {
   const pl3 = podlegs('pl3', 'podlegs in-process, 3 legs (after ptp)', legs3(12));
   const br1 = bridge('br1', 'bridge x1 (host-local IPAM)', [[`${P}b0`, 'net1', '10.80.0.0/24']]);
   const br3 = bridge('br3', 'bridge x3 (sum of 3 calls)', [[`${P}b1`, 'net1', '10.81.0.0/24'], [`${P}b2`, 'net2', '10.82.0.0/24'], [`${P}b3`, 'net3', '10.83.0.0/24']]);
-  let version, pl3err, pl3warm, pl1ipam, goFloor, stub;
+  let version, pl3err, pl3warm, pl1ipam, goFloor, stub, ag3cold;
   if (o.extras) {
+    // Through an agent with gracePeriodSeconds 0: its DEL removes the segments, the next ADD creates them.
+    ag3cold = podlegs('ag3c', 'podlegs via agent, 3 legs, agent grace 0', legs3(33), { agent: 'cold', extra: true });
     // The thin client's whole cost: the same stdin as ag3's ADD, answered at once by a stub.
     stub = single('stub', 'thin client, ADD answered at once by a stub socket', [o.bin],
       { extra: true, command: 'ADD', conf: () => podlegsConf(legsOf(legs3(32)), 'info', ag3.pod.prev, sides.stub) });
@@ -342,6 +347,13 @@ async function bench(lab, o) {
       log: { file: agentLog, level: 'info' }, agent: { socket: sides.agent.socket },
     },
   });
+  const coldAgent = cnode ? await startAgent(lab, {
+    bin: o.bin, netnsPath: cnode.path, confFile: join(D, 'agent-cold.json'), env: { ...baseEnv, NODE_NAME: `${lab.prefix}-cnode` },
+    conf: {
+      underlay: { interface: 'ul0' }, registry: { type: 'file', path: sides.cold.registry }, stateDir: sides.cold.stateDir,
+      log: { file: join(D, 'agent-cold.log'), level: 'info' }, agent: { socket: sides.cold.socket, gracePeriodSeconds: 0 },
+    },
+  }) : undefined;
   const stubServer = stub ? await stubAgent(lab, sides.stub.socket) : undefined;
 
   // The warm-segment scenario needs segments 400/500/600 to exist all along: an anchor pod holds them.
@@ -386,19 +398,27 @@ async function bench(lab, o) {
     const c = servedCalls(agentLog, `bench-${s.key}`);
     return [s.key, { ADD: c.ADD.slice(1, 1 + o.iterations), DEL: c.DEL.slice(1, 1 + o.iterations) }];
   }));
+  // Where each call's time went inside runCni: the phases ADD and DEL log ("legs attached", "legs detached").
+  const phases = Object.fromEntries([[ag3, sides.agent], [ag1, sides.agent], [ag3cold, sides.cold], [pl3, sides.inproc], [pl1, sides.inproc]]
+    .filter(([s]) => s).map(([s, side]) => {
+      const c = callPhases(side.log, `bench-${s.key}`);
+      return [s.key, { ADD: c.ADD.slice(1, 1 + o.iterations), DEL: c.DEL.slice(1, 1 + o.iterations) }];
+    }));
   oneOff.agentRss = agent.rss();
   await agent.stop();
+  await coldAgent?.stop();
   await stubServer?.close();
   if (agentProf) {
     const file = newestProfile(agentProf.profDir);
     oneOff.agentProfile = file ? attribute(file, agentProf.bundle, agentProf.map, ROOT) : { error: 'the agent wrote no profile' };
   }
-  const agentLeft = sh(['ip', '-n', anode.name, '-o', 'link', 'show'], { allowFail: true }).stdout;
+  // The agent removes emptied segments after its grace period: by now it has stopped, so its node keeps them.
+  const agentLeft = cnode ? sh(['ip', '-n', cnode.name, '-o', 'link', 'show'], { allowFail: true }).stdout : '';
   // podlegs' own objects (plbr<vni>, plvx<vni>, pl<12 hex> host veths); the bridge plugin's bridges stay by design.
   const leftovers = (sh(['ip', '-n', node.name, '-o', 'link', 'show'], { allowFail: true }).stdout + agentLeft).split('\n')
     .map((l) => l.split(':')[1]?.trim().split('@')[0]).filter((n) => n && /^pl(br|vx)\d+$|^pl[0-9a-f]{12}$/.test(n));
 
-  report({ loadBefore, o, scenarios, floor, pl1, pl3, ag1, ag3, stub, served, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff, leftovers, seconds: (Date.now() - started) / 1000 });
+  report({ loadBefore, o, scenarios, floor, pl1, pl3, ag1, ag3, ag3cold, phases, stub, served, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff, leftovers, seconds: (Date.now() - started) / 1000 });
   if (o.json) {
     writeFileSync(o.json, JSON.stringify({
       iterations: o.iterations, node: process.version, kernel: release(),
@@ -491,7 +511,7 @@ async function measureProfile(lab, pl3, o) {
 // ---- report ----
 
 function report(r) {
-  const { o, floor, pl1, pl3, ag1, ag3, stub, served, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff } = r;
+  const { o, floor, pl1, pl3, ag1, ag3, ag3cold, phases, stub, served, br1, br3, version, pl3err, pl3warm, pl1ipam, goFloor, cmp, oneOff } = r;
   const minimum = (v) => (v.length ? Math.min(...v) : NaN);
   const m = (s, k = 'add') => (s ? median(s.samples[k]) : NaN);
   const row = (s) => [s.label,
@@ -504,13 +524,15 @@ function report(r) {
   out.push(`podlegs benchmark: ${o.iterations} interleaved iterations (+1 warm-up), ${o.fresh ? 'fresh pod netns per ADD' : 'one pod netns per scenario, left clean by DEL'}${o.nice !== undefined ? `, measured processes at nice ${o.nice}` : ''}`);
   out.push(`node ${process.version}, kernel ${release()}, ${cpu.length} CPU x ${cpu[0]?.model ?? '?'}, load average ${r.loadBefore.map((x) => x.toFixed(1)).join(' ')} before, ${loadavg().map((x) => x.toFixed(1)).join(' ')} after`);
   out.push(`${o.source} (${(o.sourceStat.size / 1024).toFixed(0)} KB, built ${o.sourceStat.mtime.toISOString()}), measured from a private copy`);
-  out.push(`loop ${r.seconds.toFixed(0)} s; podlegs ADD creates its segments (bridge + VXLAN per VNI) and DEL removes them, unless noted`);
+  out.push(`loop ${r.seconds.toFixed(0)} s; in-process, podlegs ADD creates its segments (bridge + VXLAN per VNI) and DEL removes them, unless noted;`);
+  out.push('through the agent, DEL leaves the emptied segments to the agent, which removes them after its grace period (30 s, longer than a round):');
+  out.push('the agent rows\' ADDs find their segments, as a pod re-created on a node does ("agent grace 0" row: created and removed every call)');
   if (Math.max(r.loadBefore[0], loadavg()[0]) > cpu.length) {
     out.push(`note: load average above ${cpu.length} CPUs: other work competes; medians and p90 include waiting for a CPU, "min" is the least disturbed run`);
   }
   out.push('');
   out.push(table(['scenario (ms, wall clock per process)', ...cols], [floor, ag1, ag3, pl1, pl3, br1, br3].map(row)));
-  const extras = [stub, version, pl3err, pl3warm, pl1ipam, goFloor].filter(Boolean);
+  const extras = [stub, ag3cold, version, pl3err, pl3warm, pl1ipam, goFloor].filter(Boolean);
   if (extras.length) {
     out.push('');
     out.push(table(['extra rows (where the time goes)', ...cols], extras.map(row)));
@@ -535,6 +557,10 @@ function report(r) {
       inprocSum3: (v(pl3) - v(floor)) / v(br3),
       warm: pl3warm ? (v(pl3warm) - v(floor)) / (3 * v(br1)) : NaN,
       agentDel: v(ag3, 'del') / (3 * v(br1, 'del')),
+      agentDel1: v(ag1, 'del') / v(br1, 'del'),
+      agentAdd1: (v(ag1) - v(floor)) / v(br1),
+      coldAdd: ag3cold ? (v(ag3cold) - v(floor)) / (3 * v(br1)) : NaN,
+      coldDel: ag3cold ? v(ag3cold, 'del') / (3 * v(br1, 'del')) : NaN,
       agentDelFloor: (v(ag3, 'del') - v(floor)) / (3 * v(br1, 'del')),
       inprocDel: v(pl3, 'del') / (3 * v(br1, 'del')),
       inprocDelFloor: (v(pl3, 'del') - v(floor)) / (3 * v(br1, 'del')),
@@ -549,6 +575,12 @@ function report(r) {
   rline(`(ADD 3 legs via agent - node floor) / (3 x bridge ADD) = (${fmt(m(ag3))} - ${fmt(F)}) / (3 x ${fmt(m(br1))})`, rm.agent, rn.agent, '<= 0.5');
   rline(`(ADD 3 legs in-process - node floor) / (3 x bridge ADD) = (${fmt(m(pl3))} - ${fmt(F)}) / (3 x ${fmt(m(br1))})`, rm.inproc, rn.inproc, '<= 1.0');
   rline(`DEL 3 legs via agent / (3 x bridge DEL) = ${fmt(m(ag3, 'del'))} / (3 x ${fmt(m(br1, 'del'))})`, rm.agentDel, rn.agentDel, '<= 1.0');
+  rline('  (ADD 1 leg via agent - node floor) / bridge ADD', rm.agentAdd1, rn.agentAdd1);
+  rline('  DEL 1 leg via agent / bridge DEL', rm.agentDel1, rn.agentDel1);
+  if (ag3cold) {
+    rline('  agent grace 0 (segments created and removed every call): (ADD 3 legs - floor) / (3 x bridge ADD)', rm.coldAdd, rn.coldAdd);
+    rline('                                                           DEL 3 legs / (3 x bridge DEL)', rm.coldDel, rn.coldDel);
+  }
   rline('  same numerators / the measured sum of 3 bridge ADDs: via agent', rm.agentSum3, rn.agentSum3);
   rline('                                                      in-process', rm.inprocSum3, rn.inprocSum3);
   if (pl3warm) rline('  in-process, segments already there (as bridge\'s bridge is after its first ADD)', rm.warm, rn.warm);
@@ -566,6 +598,20 @@ function report(r) {
   };
   const agentSide = (key, cmd, field, stat) => stat((served?.[key]?.[cmd] ?? []).map((j) => j[field]));
   const side = (key, cmd) => ['readMs', 'waitMs', 'runMs'].map((f) => [median, minimum].map((st) => agentSide(key, cmd, f, st)));
+  // The phases runCni's ADD and DEL log with their result (plugin/cni/add.ts, del.ts).
+  const PHASES = {
+    ADD: [['lockMs', 'node lock wait'], ['checksMs', 'checks: conf, netns, underlay, names, state plan (fsync)'], ['legsMs', 'legs: segments, veths, IPAM, pod side, registry'],
+      ['fdbMs', 'FDB: the writer (agent run for new segments / in-process write)'], ['finishMs', 'result, peer file, state (fsync), log']],
+    DEL: [['lockMs', 'node lock wait'], ['teardownMs', 'teardown: unregister, IPAM, links (+ segments by the rule)'], ['finishMs', 'peer file, state file']],
+  };
+  const phaseLines = (s, cmd, indent) => {
+    const calls = phases?.[s?.key]?.[cmd] ?? [];
+    if (!calls.length) return;
+    for (const [k, what] of PHASES[cmd]) {
+      const vals = calls.map((c) => c[k]).filter((x) => typeof x === 'number');
+      out.push(`  ${`${indent}${cmd} ${what}`.padEnd(58)} ${fmt(median(vals)).padStart(7)} ${fmt(minimum(vals)).padStart(7)}`);
+    }
+  };
   const sideLine = (label, vals, note = '') => out.push(`  ${label.padEnd(58)} ${fmt(vals[0]).padStart(7)} ${fmt(vals[1]).padStart(7)}${note ? `   ${note}` : ''}`);
   out.push('  through the agent:');
   line('node runtime start (node -e 1)', (v) => v(floor));
@@ -577,6 +623,7 @@ function report(r) {
     sideLine('  agent: reading the request (accept -> whole line)', read);
     sideLine('  agent: parse + wait for its event loop', wait);
     sideLine(`  agent: runCni ${cmd}`, run, 'config, lock, netns, netlink, state+registry, CNI log');
+    phaseLines(s, cmd, '    ');
     const k = cmd === 'ADD' ? 'add' : 'del';
     if (stub) {
       const rest = (i, st) => st(s.samples[k]) - st(stub.samples.add) - read[i] - wait[i] - run[i];
@@ -585,8 +632,16 @@ function report(r) {
     }
     line(`  = ${what} via agent`, (v) => v(s, k));
   }
+  if (ag3cold) {
+    out.push('  ADD/DEL 3 legs through the agent with grace 0 (segments created by ADD, removed by DEL):');
+    phaseLines(ag3cold, 'ADD', '  ');
+    phaseLines(ag3cold, 'DEL', '  ');
+  }
   out.push('  in-process:');
   line('node runtime start (node -e 1)', (v) => v(floor));
+  out.push('  inside the in-process ADD/DEL 3 legs (their own log lines):');
+  phaseLines(pl3, 'ADD', '  ');
+  phaseLines(pl3, 'DEL', '  ');
   if (version) {
     line('loading the bundle (VERSION - floor)', (v) => v(version) - v(floor), `parse/compile + top level of ${(o.sourceStat.size / 1024).toFixed(0)} KB JS, natives`);
     if (pl3err) {

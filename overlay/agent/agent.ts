@@ -1,10 +1,13 @@
 // The node agent loop: reconcile on every membership event (debounced), on a
 // periodic full resync that repairs drift, and when an empty segment's grace
 // period ends. One run at a time; events during a run cause one more run.
+import type { LinkInfo } from '../kernel/kernel';
 import { MemberProblem, MembershipSource } from '../registry/member';
 import { desiredState } from './desired';
 import { AgentMetrics } from './metrics';
-import { applyFdb, expiredSegments, planFdb, readSegments, removeSegment, SegmentKernel, SegmentState } from './reconciler';
+import { applyFdb, planFdb, readSegments, SegmentKernel, SegmentState } from './reconciler';
+import { Grace, removeLegsAndEmptySegments, segmentsToRemove, SegmentOwner } from '../segment';
+import type { NodeWriter } from './node-writer';
 import type { Health } from './http';
 
 type Meta = Record<string, unknown>;
@@ -12,6 +15,8 @@ export interface AgentLog { info(m: string, meta?: Meta): void; warn(m: string, 
 
 export interface AgentOptions {
   localVtep: string;
+  /** The VXLAN UDP port of this node's segments: with localVtep, what makes a segment this node's to remove. */
+  port?: number;
   resyncMs: number;
   debounceMs: number;
   /** How long a segment without local legs is kept before it is removed. */
@@ -52,6 +57,7 @@ export class Agent {
   private debounceTimer?: NodeJS.Timeout;
   private pending?: Trigger;
   private graceTimer?: NodeJS.Timeout;
+  private graceWake?: number;
   private stopWatch?: () => void;
   private stopped = false;
   private readonly emptySince = new Map<number, number>();
@@ -68,7 +74,9 @@ export class Agent {
   }
 
   start(): void {
-    this.stopWatch = this.source.watch(() => this.kick('event'));
+    // A change to this node's own members alters nothing here (its FDB names remote members only):
+    // the registry writes of the calls this agent serves cause no run.
+    this.stopWatch = this.source.watch((hint) => { if (hint?.vtep !== this.o.localVtep) this.kick('event'); });
     this.resyncTimer = setInterval(() => this.kick('resync', 0), this.o.resyncMs);
     this.kick('start', 0);
   }
@@ -101,6 +109,13 @@ export class Agent {
 
   /** Runs now, or once more after the run in progress; resolves when that is done. */
   reconcile(trigger: Trigger = 'manual'): Promise<void> {
+    if (this.debounceTimer) {
+      // A run now does what the pending one would have: it replaces it.
+      clearTimeout(this.debounceTimer);
+      this.debounceTimer = undefined;
+      trigger = stronger(this.pending, trigger);
+      this.pending = undefined;
+    }
     if (this.current) {
       this.again = stronger(this.again, trigger);
       return this.current;
@@ -133,7 +148,8 @@ export class Agent {
         throw new Error(`membership source failed, kernel left as it is: ${(e as Error).message}`);
       }
       const listMs = lap();
-      const actual = await readSegments(this.k);
+      const links = await this.k.links();
+      const actual = await readSegments(this.k, links);
       const dumpMs = lap();
       const want = desiredState(listed.members, this.o.localVtep, actual.keys());
       this.reportProblems([...listed.problems, ...want.problems]);
@@ -160,7 +176,7 @@ export class Agent {
         m?.fdbFailures.inc(failures.length);
         this.o.log.warn('kernel refused fdb changes', { count: failures.length, errors: failures.slice(0, MAX_LOGGED_CHANGES).map((f) => f.error.message) });
       }
-      report.removed = await this.collectEmptySegments(actual);
+      report.removed = await this.collectEmptySegments(links);
       this.updateGauges(actual, want.segments, listed.members.length, failures.length, report.removed);
       if (failures.length) throw new Error(`${failures.length} fdb changes refused by the kernel`);
       this.lastSuccessAt = this.now();
@@ -191,31 +207,70 @@ export class Agent {
     this.o.metrics?.registryBadEntries.set(seen.size);
   }
 
-  /** Removes segments empty for the grace period; wakes up when the next one expires. */
-  private async collectEmptySegments(actual: Map<number, SegmentState>): Promise<number[]> {
-    const anyEmpty = [...actual.values()].some((s) => s.legs.length === 0);
-    const busy = anyEmpty && this.o.busyVnis ? this.o.busyVnis() : new Set<number>();
-    const { expired, nextCheck } = expiredSegments(actual, this.emptySince, this.now(), this.o.graceMs, busy);
+  private get owner(): SegmentOwner { return { local: this.o.localVtep, port: this.o.port }; }
+
+  /** The grace rule's memory: since when each segment has had no leg (shared with the calls this agent serves). */
+  private grace(busy?: Set<number>): Grace {
+    return { graceMs: this.o.graceMs, emptySince: this.emptySince, now: this.now(), busy };
+  }
+
+  /**
+   * Removes segments empty for the grace period (the rule: segmentsToRemove), checked once
+   * more under the node lock; wakes up when the next one expires.
+   */
+  private async collectEmptySegments(links: LinkInfo[]): Promise<number[]> {
+    let { remove, nextCheck } = segmentsToRemove(links, this.owner, this.grace());
+    // ADDs in flight are read from the state files only when something is due to go.
+    const busy = remove.size && this.o.busyVnis ? this.o.busyVnis() : undefined;
+    if (busy?.size) ({ remove, nextCheck } = segmentsToRemove(links, this.owner, this.grace(busy)));
     const removed: number[] = [];
-    for (const vni of expired) {
-      const run = (): Promise<boolean> => removeSegment(this.k, vni);
+    if (remove.size) {
+      const run = (): Promise<number[]> => removeLegsAndEmptySegments(this.k, { hostIfs: [], vnis: [...remove.keys()], owner: this.owner, grace: this.grace(busy) })
+        .then((r) => r.removed);
       try {
-        if (!(await (this.o.exclusive ? this.o.exclusive(run) : run()))) continue;
+        removed.push(...(await (this.o.exclusive ? this.o.exclusive(run) : run())));
       } catch (e) {
-        // Node lock busy (a DEL/GC runs) or the kernel said no: try again next run.
-        this.o.log.warn('segment removal postponed', { vni, error: (e as Error).message });
-        continue;
+        // Node lock busy (a call holds it) or the kernel said no: try again shortly.
+        this.o.log.warn('segment removal postponed', { vnis: [...remove.keys()], error: (e as Error).message });
+        nextCheck = Math.min(nextCheck ?? Infinity, this.now() + 250);
       }
-      removed.push(vni);
-      this.emptySince.delete(vni);
+    }
+    for (const vni of removed) {
       this.o.metrics?.segmentsRemoved.inc();
       this.o.log.info('segment removed: no local leg for the grace period', { vni, graceSeconds: this.o.graceMs / 1000 });
     }
     clearTimeout(this.graceTimer);
-    if (nextCheck !== undefined && !this.stopped) {
-      this.graceTimer = setTimeout(() => this.kick('grace', 0), Math.max(0, nextCheck - this.now()) + 5);
-    }
+    this.graceTimer = undefined;
+    this.wakeAt(nextCheck);
     return removed;
+  }
+
+  /** A grace run at time t (the earliest asked for wins). */
+  private wakeAt(t: number | undefined): void {
+    if (t === undefined || this.stopped || (this.graceTimer && this.graceWake! <= t)) return;
+    clearTimeout(this.graceTimer);
+    this.graceWake = t;
+    this.graceTimer = setTimeout(() => { this.graceTimer = undefined; this.kick('grace', 0); }, Math.max(0, t - this.now()) + 5);
+  }
+
+  /**
+   * The writer of node-wide state for the CNI calls this agent serves: their ADDs have the
+   * FDB written by this agent's own run (before they reply), their teardowns leave emptied
+   * segments to this agent's grace rule.
+   */
+  nodeWriter(): NodeWriter {
+    return {
+      by: 'agent',
+      converge: async (_k, { fresh }) => {
+        // Segments that were there before this ADD are converged by this agent's runs already.
+        if (fresh.size === 0) return { changes: 0, problems: [] };
+        await this.reconcile('manual');
+        return { changes: this.last?.changes ?? 0, problems: this.last?.ok === false ? [this.last.error ?? 'reconcile failed'] : [] };
+      },
+      grace: () => this.grace(),
+      // The teardown started the segments' grace clocks (this agent's memory): wake up when one ends.
+      legsRemoved: (r) => this.wakeAt(r.nextCheck),
+    };
   }
 
   private updateGauges(actual: Map<number, SegmentState>, want: ReturnType<typeof desiredState>['segments'], members: number, failed: number, removed: number[]): void {

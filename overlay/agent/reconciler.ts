@@ -5,7 +5,8 @@
 // podlegs' own segments (plbr<vni> bridges, plvx<vni> VXLAN devices).
 import { FdbChange, FdbFailure, Kernel, LinkInfo, ZERO_MAC } from '../kernel/kernel';
 import { segmentRole } from '../segment';
-import { DesiredSegment } from './desired';
+import { DesiredSegment, desiredState } from './desired';
+import type { Member, MemberProblem } from '../registry/member';
 
 export interface SegmentState {
   vni: number;
@@ -91,29 +92,14 @@ export const applyFdb = (k: SegmentKernel, changes: PlannedChange[]): Promise<Fd
   changes.length ? k.fdbBatch(changes) : Promise.resolve([]);
 
 /**
- * Pure: which empty segments have been empty for graceMs. emptySince is the caller's
- * memory across runs (updated here); busy VNIs (an ADD is building them) never expire.
- * nextCheck is when the next one would expire, so the caller can wake up for it.
+ * The agent's rule applied once to a few VNIs (an ADD without an agent): their segments' FDB
+ * made what desiredState wants from these members, in one batch. Refusals are returned.
  */
-export function expiredSegments(segments: Map<number, SegmentState>, emptySince: Map<number, number>, now: number, graceMs: number, busy: Set<number> = new Set()): { expired: number[]; nextCheck?: number } {
-  const expired: number[] = [];
-  let nextCheck: number | undefined;
-  for (const vni of [...emptySince.keys()]) if (!segments.has(vni)) emptySince.delete(vni);
-  for (const [vni, seg] of segments) {
-    if (seg.legs.length > 0 || busy.has(vni)) { emptySince.delete(vni); continue; }
-    const since = emptySince.get(vni) ?? now;
-    emptySince.set(vni, since);
-    if (now - since >= graceMs) expired.push(vni);
-    else nextCheck = Math.min(nextCheck ?? Infinity, since + graceMs);
-  }
-  return { expired, nextCheck };
-}
-
-/** Deletes an empty segment's devices, after checking once more that no leg came in meanwhile. */
-export async function removeSegment(k: SegmentKernel, vni: number): Promise<boolean> {
-  const seg = (await readSegments(k)).get(vni);
-  if (!seg || seg.legs.length > 0) return false;
-  // One kernel batch: nobody ever sees half a segment (a bridge without its VXLAN device).
-  await k.deleteLinks([seg.vxlanIndex, seg.bridgeIndex].filter((i): i is number => i !== undefined));
-  return true;
+export async function convergeSegments(k: SegmentKernel, members: Member[], localVtep: string, vnis: Set<number>, links?: LinkInfo[]):
+  Promise<{ changes: number; refused: FdbFailure[]; problems: MemberProblem[] }> {
+  const actual = new Map([...(await readSegments(k, links))].filter(([vni]) => vnis.has(vni)));
+  const want = desiredState(members, localVtep, actual.keys());
+  const changes = planFdb(actual, want.segments);
+  const refused = await applyFdb(k, changes);
+  return { changes: changes.length - refused.length, refused, problems: want.problems };
 }

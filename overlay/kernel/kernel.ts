@@ -242,7 +242,20 @@ export class Kernel {
   }
 
   /** Attaches a classic BPF program in direct-action mode to the link's ingress (all protocols). */
-  async addIngressBpf(index: number, prog: BpfInsn[], pref = 1): Promise<void> {
+  addIngressBpf(index: number, prog: BpfInsn[], pref = 1): Promise<void> {
+    return this.writeIngressBpf(index, prog, pref, false);
+  }
+
+  /**
+   * Swaps the program of the ingress filter addIngressBpf made (same pref and handle) in one
+   * request: cls_bpf replaces it under RCU, so every frame meets either the old program or the
+   * new one, never none. Creates the filter when there is none.
+   */
+  replaceIngressBpf(index: number, prog: BpfInsn[], pref = 1): Promise<void> {
+    return this.writeIngressBpf(index, prog, pref, true);
+  }
+
+  private async writeIngressBpf(index: number, prog: BpfInsn[], pref: number, replace: boolean): Promise<void> {
     const ops = Buffer.alloc(prog.length * 8);
     prog.forEach((i, n) => {
       ops.writeUInt16LE(i.code, n * 8);
@@ -251,14 +264,14 @@ export class Kernel {
       ops.writeUInt32LE(i.k >>> 0, n * 8 + 4);
     });
     const info = ((pref << 16) | ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >> 8)) >>> 0; // prio, htons(protocol)
-    await this.call(`add bpf ingress filter on #${index}`, () => this.sock.newTrafficFilter(
+    await this.call(`${replace ? 'replace' : 'add'} bpf ingress filter on #${index}`, () => this.sock.newTrafficFilter(
       { ifindex: index, parent: TC_H_CLSACT_INGRESS, handle: 1, info },
       { kind: 'bpf', options: encode([
         { type: TCA_BPF.OPS_LEN, value: u16le(prog.length) },
         { type: TCA_BPF.OPS, value: ops },
         { type: TCA_BPF.FLAGS, value: u32(TCA_BPF_FLAG_ACT_DIRECT) },
       ]) },
-      { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+      { flags: FlagsNew.CREATE | (replace ? FlagsNew.REPLACE : FlagsNew.EXCL) }));
   }
 
   /** The classic BPF filters on the link's ingress; [] when there is no clsact qdisc. */

@@ -6,10 +6,17 @@ import * as path from 'path';
 import { getSystemErrorName } from 'util';
 import { removeFileAndTemps, writeFileAtomic } from '../fs/atomic-write';
 import { loadAddon } from '../kernel/netns';
-import { Member, MemberProblem, MembershipSource, parseMember } from './member';
+import { Member, MemberProblem, MembershipSource, parseMember, WatchHint } from './member';
 
 const fileName = (m: Pick<Member, 'vtep' | 'owner'>): string =>
   `${m.vtep}_${m.owner.replace(/\//g, '_')}.json`;
+
+/** Whose entry a file (or its ".<name>.….tmp" temp file) is: the VTEP its name starts with. */
+function hintOf(file: string): WatchHint | undefined {
+  const name = file.startsWith('.') ? file.slice(1) : file;
+  const i = name.indexOf('_');
+  return i > 0 ? { vtep: name.slice(0, i) } : undefined;
+}
 
 const MAX_ENTRY_BYTES = 4096;
 const scratch = Buffer.alloc(MAX_ENTRY_BYTES + 1); // list() is synchronous inside: one buffer will do
@@ -183,13 +190,13 @@ export class WatchedFileRegistry extends FileRegistry {
     return split(this.cache);
   }
 
-  override watch(onChange: () => void): () => void {
+  override watch(onChange: (hint?: WatchHint) => void): () => void {
     this.watching++;
     this.cache = undefined; // events before now were not seen
     const stop = this.watchDirs((d, file) => {
       if (d && file) this.dirty.add(path.join(d, file));
       else this.cache = undefined; // the root changed, or inotify did not say which file
-      onChange();
+      onChange(d && file ? hintOf(file) : undefined);
     });
     let stopped = false;
     return () => {

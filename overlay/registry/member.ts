@@ -49,6 +49,9 @@ export function parseMember(raw: unknown): Member | string {
   return { vni: m.vni, vtep: vtep.vtep, mac: m.mac, owner: m.owner, ...(typeof m.network === 'string' ? { network: m.network } : {}) };
 }
 
+/** What a change was about: only members of this VTEP may have changed. */
+export interface WatchHint { vtep: string }
+
 /**
  * Where members come from: a shared directory now, Kubernetes later. The agent needs
  * nothing else: a source that can list and can say "something may have changed".
@@ -60,8 +63,11 @@ export interface MembershipSource {
    * since an empty answer would withdraw every flood entry of the node.
    */
   list(): Promise<{ members: Member[]; problems: MemberProblem[] }>;
-  /** Calls onChange (debounced by the caller) whenever membership may have changed; returns a stop function. */
-  watch(onChange: () => void): () => void;
+  /**
+   * Calls onChange (debounced by the caller) whenever membership may have changed; returns a
+   * stop function. A hint, when the source can give one, says whose members it was about.
+   */
+  watch(onChange: (hint?: WatchHint) => void): () => void;
   /** Optional: forget whatever was cached, so the next list() reads everything (periodic resync). */
   resync?(): void;
 }

@@ -18,18 +18,32 @@ import { listStates } from '../cni/state';
 import { guardedDevices } from '../cni/guarded-devices';
 import { GuardDrops } from '../../overlay/agent/guard-drops';
 import { legVnis } from '../cni/trunk';
+import { EditOutcome, runTrunkEdits, staticTrunkLookup, TrunkLookup } from '../cni/trunk-edit';
 import { runCni } from '../dispatch/run';
 import { createLog, Log } from '../log';
 import type { NodeConf } from './node-config';
+import type { KubernetesNodeSide } from '../../overlay/agent/k8s/node-side';
+
+/** Kubernetes mode: trunk NAD edits (their lookup from the NAD watch, and what to publish after). */
+interface NadTrunks { lookup: TrunkLookup; publish(outcomes: EditOutcome[]): Promise<void> }
 
 /** The membership source named by the config: the shared file registry, or the Kubernetes API. */
 type WarnPod = (ref: { namespace: string; name: string }, ifname: string, network: string, drops: number) => Promise<void>;
 
-async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void): Promise<{ source: MembershipSource; stop(): void; warnPod?: WarnPod }> {
+async function membershipSource(conf: NodeConf, node: string, vtep: string, log: Log, kick: () => void, onNads: (t: NadTrunks) => void): Promise<{ source: MembershipSource; stop(): void; warnPod?: WarnPod }> {
   if (conf.registry.type === 'file') return { source: new WatchedFileRegistry(conf.registry.path), stop: () => undefined };
-  const { KubernetesNodeSide } = await import('../../overlay/agent/k8s/node-side');
-  const { nadVnis } = await import('../k8s/nad'); // the plugin's NAD parser, handed to the agent
-  const side = await KubernetesNodeSide.create(conf.kubernetes!.kubeconfig, { stateDir: conf.stateDir, nodeName: node, vtep, log, nadVnis });
+  const [nodeSide, { nadVnis }, { nadTrunkLookup, publishEdits }] = await Promise.all([
+    import('../../overlay/agent/k8s/node-side'), import('../k8s/nad'), import('../k8s/trunk-nads')]); // the plugin's NAD parser, handed to the agent
+  const k8s = conf.kubernetes!;
+  const side: KubernetesNodeSide = await nodeSide.KubernetesNodeSide.create(k8s.kubeconfig, {
+    stateDir: conf.stateDir, nodeName: node, vtep, log, nadVnis,
+    onNads: () => onNads({
+      lookup: nadTrunkLookup(side.nads.items.values(), k8s),
+      publish: (outcomes) => publishEdits(side.client, outcomes, {
+        host: node, log, uidOf: (ns, name) => side.membership.pods.items.get(`${ns}/${name}`)?.metadata.uid,
+      }),
+    }),
+  });
   const hotplug = await (await import('../hotplug/start')).startHotPlug(conf, node, side, log, kick);
   side.start();
   return { source: side.membership, stop: () => { void hotplug?.stop(); side.stop(); }, warnPod: (ref, ifname, network, drops) => side.warnSpoofing(ref, ifname, network, drops) };
@@ -57,7 +71,13 @@ function resyncMs(conf: NodeConf): number {
   return ms;
 }
 
-export async function runAgent(conf: NodeConf): Promise<number> {
+/**
+ * `podlegs agent --config FILE`. `reload` re-reads FILE: on SIGHUP the trunk networks of the
+ * new config are applied to the running trunk legs of static mode (their VLAN lists; the
+ * rest of the file needs a restart). Done once at start too: the file may have changed
+ * while no agent ran.
+ */
+export async function runAgent(conf: NodeConf, reload?: () => NodeConf): Promise<number> {
   const node = process.env.NODE_NAME || os.hostname();
   const log = createLog(conf.log, { component: 'agent', node }, !conf.log.file);
   const startedAt = new Date().toISOString();
@@ -69,18 +89,21 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     const u = await resolveUnderlay(k, conf.underlay);
     const bad = vtepProblem(u.vtep);
     if (bad) throw new Error(`this node's ${bad}; set underlay.vtep to a unicast address`);
+    let onNadTrunks: (t: NadTrunks) => void = () => undefined; // set once the loop runs
     let kickAgent = (): void => undefined; // a hot-plugged leg's segment gets its flood list at once, not at the next event
-    const { source, stop: stopSource, warnPod } = await membershipSource(conf, node, u.vtep, log, () => kickAgent());
+    const { source, stop: stopSource, warnPod } = await membershipSource(conf, node, u.vtep, log, () => kickAgent(), (t) => onNadTrunks(t));
     vtep = u.vtep;
     const metrics = new AgentMetrics({ processMetrics: true });
     const a = new Agent(k, source, {
       localVtep: u.vtep,
+      port: conf.underlay.port,
       resyncMs: resyncMs(conf),
       graceMs: conf.agent.gracePeriodSeconds * 1000,
       debounceMs: conf.agent.debounceMs,
       log, metrics,
       busyVnis: () => busyVnis(conf.stateDir),
-      exclusive: (fn) => withNodeLock(conf.stateDir, fn, 2000),
+      // Never waits: a served call may hold the lock while it waits for this agent's run.
+      exclusive: (fn) => withNodeLock(conf.stateDir, fn, 0),
     });
     agent = a;
     const guardKernel = Kernel.open();
@@ -102,21 +125,51 @@ export async function runAgent(conf: NodeConf): Promise<number> {
     kickAgent = () => a.kick('event', 0);
     let cni;
     try {
-      cni = await serveCni(conf.agent.socket, runCni, log);
+      const writer = a.nodeWriter();
+      cni = await serveCni(conf.agent.socket, (env, stdin) => runCni(env, stdin, writer), log);
     } catch (e) {
       await a.stop();
       stopSource();
       server.close();
       throw e;
     }
+    // Trunk VLAN edits, one pass at a time (a SIGHUP or NAD event during one runs another after it).
+    let edits: Promise<unknown> = Promise.resolve();
+    const warned = new Map<string, string>();
+    const editTrunks = (c: NodeConf, lookup: TrunkLookup, trigger: string, publish?: NadTrunks['publish']): Promise<unknown> => (edits = edits.then(async () => {
+      try {
+        const done = await withNodeLock(c.stateDir, () => runTrunkEdits(
+          { node: k, stateDir: c.stateDir, u, port: c.underlay.port, log, warned, listStates: () => listStates(c.stateDir).states }, lookup), 10_000);
+        if (done.some((d) => 'plan' in d)) a.kick('event', 0); // flood lists of new segments now
+        if (done.length) await publish?.(done);
+      } catch (e) {
+        log.warn('trunk edits not applied', { trigger, error: (e as Error).message });
+      }
+    }));
+    void editTrunks(conf, staticTrunkLookup(conf), 'start');
+    onNadTrunks = (t) => void editTrunks(conf, t.lookup, 'NAD change', t.publish);
+    const onHup = (): void => {
+      let next: NodeConf;
+      try {
+        next = reload ? reload() : conf;
+      } catch (e) {
+        log.warn('config reload on SIGHUP failed; nothing changed', { error: (e as Error).message });
+        return;
+      }
+      log.info('config reloaded on SIGHUP: applying trunk VLAN lists', { trunks: [...(next.trunks?.keys() ?? [])] });
+      void editTrunks(next, staticTrunkLookup(next), 'SIGHUP');
+    };
+    process.on('SIGHUP', onHup);
     log.info('agent started', { vtep: u.vtep, registry: conf.registry.type === 'file' ? conf.registry.path : 'kubernetes', pid: process.pid, metrics: conf.agent.metricsAddress, ...conf.agent });
     process.stderr.write(`podlegs agent: running (pid ${process.pid}, vtep ${u.vtep}, metrics http://${conf.agent.metricsAddress}/metrics, CNI ${conf.agent.socket})\n`);
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
+    process.off('SIGHUP', onHup);
     // Calls in flight finish; new ones run in-process (no socket) until an agent is back.
     await cni.close();
+    await edits;
     // The kernel keeps every entry: a restarted agent diffs against it, traffic never stops.
     clearInterval(guardTimer);
     await guards.poll().catch(() => undefined);

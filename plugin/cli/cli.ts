@@ -36,8 +36,8 @@ const needConfig = (cmd: string, args: string[]): string => {
 /** Every subcommand; `podlegs <cmd> --help` prints its usage (stdout, exit 0) without running it. */
 export const COMMANDS: Record<string, Command> = {
   agent: {
-    usage: 'usage: podlegs agent --config FILE\n  run the node agent (keeps flood lists equal to the registry) until SIGTERM',
-    run: async (args) => (await import('./agent-cmd')).runAgent(loadNodeConfig(needConfig('agent', args))),
+    usage: 'usage: podlegs agent --config FILE\n  run the node agent (keeps flood lists equal to the registry) until SIGTERM;\n  SIGHUP re-reads FILE and applies its trunk networks\' VLAN lists to running trunk legs',
+    run: async (args) => { const file = needConfig('agent', args); return (await import('./agent-cmd')).runAgent(loadNodeConfig(file), () => loadNodeConfig(file)); },
   },
   'bgp-sync': {
     usage: 'usage: podlegs bgp-sync --config FILE [--once [--dry-run]] [--render]\n'

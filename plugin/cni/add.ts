@@ -17,7 +17,12 @@ import { forgetBgpPeer, recordBgpPeer } from './bgp-record';
 /** Called once every leg is up, still inside the all-or-nothing section (e.g. writing network-status). */
 export type Publish = (result: Result, state: AttachmentState) => Promise<void>;
 
-export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish): Promise<Result> {
+/** lockMs: how long the caller waited for the node lock (logged with the phases below). */
+export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: Publish, lockMs = 0): Promise<Result> {
+  // Where an ADD's time goes, logged with its result: checks, legs (segments, veths, IPAM, pod side), FDB, the rest.
+  const ms: Record<string, number> = { lockMs: Math.round(lockMs * 100) / 100 };
+  let mark = performance.now();
+  const lap = (phase: string): void => { const t = performance.now(); ms[phase] = Math.round((t - mark) * 100) / 100; mark = t; };
   const pod = openPod(env.netns);
   const node = Kernel.open();
   try {
@@ -39,26 +44,30 @@ export async function cmdAdd({ conf, env, log }: CmdContext, publish?: Publish):
     const legs = conf.legs.map((l) => planLeg(conf, env, l, limit));
     const state: AttachmentState = {
       containerId: env.containerId, ifname: env.ifname, netns: env.netns, network: conf.name,
-      cniVersion: conf.cniVersion, vtep: u.vtep, registry: conf.registry, legs: [], complete: false,
+      cniVersion: conf.cniVersion, vtep: u.vtep, port: conf.underlay.port, registry: conf.registry, legs: [], complete: false,
       sandbox: { netnsId: netnsId(env.netns) ?? '', cniPath: env.path, cniArgs: formatCniArgs(env.args) },
     };
-    const c = { node, pod, conf, env, u, log, links };
+    const c = { node, pod, conf, env, u, log, links, writer };
     await preflightLegs(c, legs);
+    lap('checksMs');
     let result: Result = {};
     try {
-      await attachPreflighted(c, state, legs, async (attached) => {
+      const attached = await attachPreflighted(c, state, legs, async (attached) => {
         result = appendLegs(conf.prevResult, state.legs.map((l) => ({ ifname: l.ifname, mac: l.mac, mtu: l.mtu, ips: attached.ips.get(l.ifname) ?? [] })), attached.routes, env.netns);
         await publish?.(result, state);
         recordBgpPeer(conf, env, state, log);
         state.complete = true;
       });
+      // The attach's own phases (legs, FDB) come back with it; the rest of it is the finish.
+      lap('finishMs');
+      Object.assign(ms, attached.ms, { finishMs: Math.round((ms.finishMs - attached.ms.legsMs - attached.ms.fdbMs) * 100) / 100 });
     } catch (e) {
       forgetBgpPeer(conf.stateDir, state);
       removeState(conf.stateDir, env.containerId, env.ifname);
       throw e;
     }
     // attachPreflighted saved the state as committed (complete, no leg pending).
-    log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })) });
+    log.info('legs attached', { legs: state.legs.map((l) => ({ ifname: l.ifname, vni: l.vni, mac: l.mac, ips: l.ips })), fdbBy: writer.by, ...ms });
     return result;
   } finally {
     node.close();

@@ -54,7 +54,8 @@ export const bgpPeerFile = (stateDir: string, containerId: string): string => pa
 
 export function writeBgpPeerFile(stateDir: string, containerId: string, peer: BgpPeer): string {
   const file = bgpPeerFile(stateDir, containerId);
-  writeFileAtomic(file, `${JSON.stringify(peer)}\n`);
+  // Rename not made durable: derived from the attachment (its eth0), gone with the pod after a crash.
+  writeFileAtomic(file, `${JSON.stringify(peer)}\n`, 0o644, { durableRename: false });
   return file;
 }
 

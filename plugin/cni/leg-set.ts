@@ -6,9 +6,7 @@ import { Kernel, LinkInfo } from '../../overlay/kernel/kernel';
 import { netnsId } from '../../overlay/kernel/netns';
 import { ensureSegment } from '../../overlay/segment';
 import { createAccessLeg, configurePodSide } from '../../overlay/access-leg';
-import { FileRegistry } from '../../overlay/registry/file-registry';
-import { desiredState } from '../../overlay/agent/desired';
-import { applyFdb, planFdb, readSegments } from '../../overlay/agent/reconciler';
+import { inProcessWriter, NodeWriter } from '../../overlay/agent/node-writer';
 import { hostVethName } from '../../overlay/names';
 import { MtuLimit, Underlay } from '../../overlay/underlay';
 import { AttachmentState, LegState, writeState } from './state';
@@ -46,10 +44,12 @@ export interface LegSetContext {
   node: Kernel; pod: Kernel; conf: PluginConf; env: CniEnv; u: Underlay; log: Log;
   /** The node's links, dumped under the node lock (ADD's one dump): looked up instead of asking the kernel per name. */
   links?: LinkInfo[];
+  /** Who writes node-wide state (FDB, segment removal); this process when not given. */
+  writer?: NodeWriter;
 }
 
-/** What the attached legs got: addresses per leg (result shape) and the routes IPAM returned. */
-export interface AttachedLegs { ips: Map<string, ResultIp[]>; routes: ResultRoute[] }
+/** What the attached legs got: addresses per leg (result shape), the routes IPAM returned, where the time went. */
+export interface AttachedLegs { ips: Map<string, ResultIp[]>; routes: ResultRoute[]; ms: { legsMs: number; fdbMs: number } }
 
 /** One configured leg → its recorded plan (host names, MTU, IPAM context). */
 export function planLeg(conf: PluginConf, env: CniEnv, l: LegConf, limit: MtuLimit): LegState {
@@ -89,6 +89,7 @@ export async function attachLegSet(c: LegSetContext, state: AttachmentState, leg
 /** attachLegSet once preflightLegs passed (ADD runs it first: a refusal there must leave an older state file alone). */
 export async function attachPreflighted(c: LegSetContext, state: AttachmentState, legs: LegState[], commit?: (attached: AttachedLegs) => Promise<void>): Promise<AttachedLegs> {
   const { node, pod, conf, env, u, log, links } = c;
+  const writer = c.writer ?? inProcessWriter;
   const before = state.legs;
   for (const l of legs) {
     l.pending = true;
@@ -99,15 +100,19 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
   save();
   try {
     const registry = fileRegistry(state.registry);
-    const attached: AttachedLegs = { ips: new Map(), routes: [] };
+    const attached: AttachedLegs = { ips: new Map(), routes: [], ms: { legsMs: 0, fdbMs: 0 } };
+    const t0 = performance.now();
+    const fresh = new Set<number>(); // VNIs whose segment this attach created or replaced
     for (const leg of legs) {
       if (leg.trunk) {
+        for (const v of legVnis(leg)) fresh.add(v); // its segments may be new: converge them
         const t = await attachTrunkLeg({ node, pod, env, conf, u, registry, leg, save });
         attached.ips.set(leg.ifname, t.ips);
         attached.routes.push(...t.routes);
         continue;
       }
-      const { segment, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port, links);
+      const { segment, created, replaced } = await ensureSegment(node, leg.vni, u, conf.underlay.port, links);
+      if (created || replaced) fresh.add(leg.vni);
       if (replaced) log.warn('replaced a VXLAN device that no longer matched this node', { vni: leg.vni, differed: replaced });
       const host = await createAccessLeg(node, env.netns, segment, leg);
       const alloc = leg.ipam && leg.ipamContext ? await execIpam('ADD', leg.ipam, leg.ipamContext, {
@@ -125,7 +130,14 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
       attached.ips.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
       attached.routes.push(...legRoutes);
     }
-    if (registry && legs.length) await programFdb(node, registry, u.vtep, legs, log);
+    const t1 = performance.now();
+    // The FDB of the new legs' segments, by the node's one writer (the agent serving the call, or this process).
+    if (legs.length) {
+      const f = await writer.converge(node, { vnis: new Set(legs.flatMap(legVnis)), fresh, vtep: u.vtep, members: registry });
+      if (f.problems.length) log.warn('FDB not fully written at attach (the agent repairs it)', { by: writer.by, problems: f.problems });
+    }
+    const round = (x: number): number => Math.round(x * 100) / 100;
+    attached.ms = { legsMs: round(t1 - t0), fdbMs: round(performance.now() - t1) };
     await commit?.(attached);
     for (const l of legs) delete l.pending;
     // The plan (legs pending) written before the first kernel change is durable; should a crash
@@ -135,29 +147,10 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
     return attached;
   } catch (e) {
     log.warn('attaching legs failed, rolling back', { legs: legs.map((l) => l.ifname), error: (e as Error).message });
-    await teardown(node, { ...state, legs }, env, log).catch(() => undefined);
+    await teardown(node, { ...state, legs }, env, log, writer).catch(() => undefined);
     state.legs = before;
     save();
     throw e;
-  }
-}
-
-/**
- * The FDB of the new legs' segments (flood list and remote-member MACs) from what the registry
- * knows right now, through the agent's own rule (desiredState + planFdb) and in one batch:
- * a node without an agent gets the same entries the agent would write. Refusals are the
- * agent's to repair; the attach does not fail for them.
- */
-async function programFdb(node: Kernel, registry: FileRegistry, vtep: string, legs: LegState[], log: Log): Promise<void> {
-  const vnis = new Set(legs.flatMap(legVnis));
-  const { members } = await registry.list(vnis);
-  const actual = new Map([...(await readSegments(node))].filter(([vni]) => vnis.has(vni)));
-  const want = desiredState(members, vtep, actual.keys());
-  const refused = await applyFdb(node, planFdb(actual, want.segments));
-  if (refused.length || want.problems.length) {
-    log.warn('FDB entries not written at attach (the agent repairs them)', {
-      refused: refused.map((f) => `${f.change.op} ${f.change.mac} ${f.change.dst}: ${f.error.message}`), problems: want.problems,
-    });
   }
 }
 
@@ -166,10 +159,11 @@ async function programFdb(node: Kernel, registry: FileRegistry, vtep: string, le
  * attachment: teardown from their recorded state, then the state keeps the rest. A teardown
  * that fails keeps the legs recorded, so a later detach or the runtime's DEL finishes the job.
  */
-export async function detachLegSet(node: Kernel, state: AttachmentState, ifnames: string[], caller: Pick<CniEnv, 'path' | 'environ'>, stateDir: string, log: Log): Promise<LegState[]> {
+export async function detachLegSet(node: Kernel, state: AttachmentState, ifnames: string[], caller: Pick<CniEnv, 'path' | 'environ'>, stateDir: string, log: Log,
+  writer: NodeWriter = inProcessWriter): Promise<LegState[]> {
   const doomed = state.legs.filter((l) => ifnames.includes(l.ifname) || l.pending);
   if (!doomed.length) return [];
-  await teardown(node, { ...state, legs: doomed }, caller, log);
+  await teardown(node, { ...state, legs: doomed }, caller, log, writer);
   state.legs = state.legs.filter((l) => !doomed.includes(l));
   writeState(stateDir, state);
   return doomed;

@@ -57,6 +57,8 @@ export interface AttachmentState {
   network: string;    // conf "name": GC only touches attachments of its own network
   cniVersion: string;
   vtep: string;
+  /** The VXLAN UDP port of the segments ADD used (absent in files written before it was recorded). */
+  port?: number;
   /** Where ADD registered the legs: DEL and GC unregister there, whatever the config says by then. */
   registry: RegistryConf;
   legs: LegState[];

@@ -1,7 +1,7 @@
 // The CNI side of trunk legs: plan, preflight (names + kernel features), attach, undo, check.
 // add.ts, teardown.ts, check.ts and status.ts call in here for legs whose state has `trunk`.
 import { Kernel } from '../../overlay/kernel/kernel';
-import { ensureSegment, removeLegsAndEmptySegments } from '../../overlay/segment';
+import { ensureSegment } from '../../overlay/segment';
 import { configurePodSide } from '../../overlay/access-leg';
 import { createTrunkLeg, probeTrunkSupport, TrunkUnsupported, trunkHostProblems } from '../../overlay/trunk-leg';
 import { bridgeName, hostVethName, trunkVlanName, vxlanName } from '../../overlay/names';
@@ -117,8 +117,8 @@ export async function attachTrunkLeg(c: AttachContext): Promise<{ ips: ResultIp[
   return { ips, routes };
 }
 
-/** Undoes a trunk leg from its state; every step runs and reports, none stops the others. */
-export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: LegState, registry: FileRegistry | undefined, caller: Pick<CniEnv, 'path' | 'environ'>,
+/** Undoes a trunk leg's registrations and addresses from its state (its links: trunkHostLinks); every step runs and reports. */
+export async function teardownTrunkLeg(s: AttachmentState, leg: LegState, registry: FileRegistry | undefined, caller: Pick<CniEnv, 'path' | 'environ'>,
   step: (what: string, fn: () => unknown) => Promise<void>): Promise<void> {
   const t = leg.trunk!;
   const owner = (vid?: number): string => `${s.containerId}/${s.ifname}/${trunkMemberLeg(leg.ifname, vid)}`;
@@ -128,11 +128,10 @@ export async function teardownTrunkLeg(node: Kernel, s: AttachmentState, leg: Le
     const ipam = leg.ipam;
     await step('release addresses', () => releaseIpam(ipam, leg.ipamContext, t.native!.network, s, leg.ifname, caller));
   }
-  // The veth, its VLAN devices (they would die with it anyway) and the segments they leave
-  // empty go in one kernel batch.
-  await step('remove trunk veth, VLAN devices and empty segments', () =>
-    removeLegsAndEmptySegments(node, [leg.hostIf, ...t.vlans.map((v) => v.hostIf)], legVnis(leg)));
 }
+
+/** The host links of a trunk leg: its veth and its VLAN devices (teardown removes them with the access legs' veths). */
+export const trunkHostLinks = (leg: LegState): string[] => [leg.hostIf, ...(leg.trunk?.vlans.map((v) => v.hostIf) ?? [])];
 
 /** CHECK of the node side of a trunk leg: segments, sub-interfaces, native port, VLAN filter. */
 export async function trunkLegProblems(node: Kernel, leg: LegState, conf?: PluginConf): Promise<string[]> {

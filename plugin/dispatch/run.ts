@@ -13,6 +13,7 @@ import { cmdDel } from '../cni/del';
 import { cmdCheck } from '../cni/check';
 import { cmdGc } from '../cni/gc';
 import { cmdStatus } from '../cni/status';
+import { inProcessWriter, NodeWriter } from '../../overlay/agent/node-writer';
 
 export interface CniOutput { exitCode: number; stdout: string }
 
@@ -35,7 +36,11 @@ function asCniError(e: unknown): CniError {
   return new CniError(Code.KernelFailure, `internal error: ${err?.message ?? String(e)}`);
 }
 
-export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Promise<CniOutput> {
+/**
+ * writer: who writes node-wide state (FDB, segment removal). The agent passes its own for the
+ * calls it serves; a plugin running the call itself has the in-process one.
+ */
+export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string, writer: NodeWriter = inProcessWriter): Promise<CniOutput> {
   let version = looseVersion(stdin);
   let log: Log | undefined;
   try {
@@ -51,13 +56,13 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Prom
       const conf = loadTeardownConf(stdin, processEnv);
       version = conf.cniVersion;
       log = openLog(conf.log);
-      await cmdDel({ conf, env, log });
+      await cmdDel({ conf, env, log, writer });
       return { exitCode: 0, stdout: '' };
     }
     const conf = loadConf(stdin, env.ifname, processEnv);
     version = conf.cniVersion;
     log = openLog(conf.log);
-    const ctx = { conf, env, log };
+    const ctx = { conf, env, log, writer };
     const requires = (min: string): void => {
       if (!atLeast(conf.cniVersion, min)) {
         throw new CniError(Code.IncompatibleVersion, `${env.command} needs cniVersion ${min} or later; the configuration says ${conf.cniVersion}`);
@@ -67,7 +72,8 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string): Prom
       case 'ADD': {
         // Kubernetes mode resolves the pod's legs through the API before taking the node lock.
         const k8s = conf.mode === 'kubernetes' ? await (await import('../k8s/k8s-mode')).prepareKubernetes(ctx) : undefined;
-        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx, k8s?.publish));
+        const asked = performance.now();
+        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx, k8s?.publish, performance.now() - asked));
         return { exitCode: 0, stdout: print(fromInternal(result, conf.cniVersion)) };
       }
       case 'CHECK': requires('0.4.0'); await cmdCheck(ctx); break;

@@ -2,7 +2,8 @@
 // does its annotation select, may it use them, and what legs does that make.
 import * as fs from 'fs';
 import { CniError, Code, invalidConfig } from '../cni/errors';
-import { checkUniqueVnis, LegConf, NetworkConf, parseNetwork, PluginConf, checkLegIfname } from '../cni/config';
+import { checkUniqueVnis, KubernetesConf, LegConf, NetworkConf, parseNetwork, PluginConf, checkLegIfname } from '../cni/config';
+import type { Obj } from '../cni/validate';
 import { CniEnv } from '../cni/env';
 import { ApiError, KubeClient } from '../../overlay/kube/http';
 import { parseSelections, NETWORKS_ANNOTATION, Selection } from './selection';
@@ -75,6 +76,28 @@ function legContext(sel: Selection, c: NadConfig): Pick<LegConf, 'runtimeConfig'
   return { ...(Object.keys(rc).length ? { runtimeConfig: rc } : {}), ...(sel.cniArgs ? { args: { cni: sel.cniArgs } } : {}) };
 }
 
+/**
+ * A trunk NAD ("ns/name" = key, its spec.config) for a pod of podNs: it names other NADs (its
+ * namespace unless "ns/name") for its VLANs and native network; each must be a podlegs access
+ * NAD in a namespace the pod may use. Used by ADD and by the agent when the NAD changes.
+ */
+export async function resolveTrunkNad(key: string, spec: Obj, podNs: string, k8s: Pick<KubernetesConf, 'globalNamespaces'>,
+  get: (ns: string, name: string) => Promise<NadObject> | NadObject): Promise<{ trunk: TrunkNetworkConf; networks: Map<string, NetworkConf> }> {
+  const ns = key.split('/')[0];
+  const t = parseTrunkNetwork(key, spec, `NetworkAttachmentDefinition ${key} config`);
+  const networks = new Map<string, NetworkConf>();
+  for (const ref of [...t.vlans.map((v) => v.network), ...(t.nativeNetwork ? [t.nativeNetwork] : [])]) {
+    const rk = refKey(ref, ns);
+    const [rns, rname] = rk.split('/');
+    if (rns !== podNs && !k8s.globalNamespaces.includes(rns)) throw invalidConfig(`trunk ${key} refers to ${rk}, a namespace this pod may not use`);
+    const rnad = podlegsNadConfig(await get(rns, rname), rk, false)!;
+    if (isTrunkEntry(rnad.spec)) throw invalidConfig(`trunk ${key} refers to ${rk}, which is itself a trunk`);
+    networks.set(rk, nadNetwork(rk, rnad));
+  }
+  const trunk = { ...t, vlans: t.vlans.map((v) => ({ ...v, network: refKey(v.network, ns) })), ...(t.nativeNetwork ? { nativeNetwork: refKey(t.nativeNetwork, ns) } : {}) };
+  return { trunk, networks };
+}
+
 /** Selections → NADs → networks and legs (namespace isolation and VNI uniqueness enforced). */
 export async function resolveSelections(conf: PluginConf, client: KubeClient, pod: PodObject): Promise<ResolvedLegs> {
   const selections: Selection[] = parseSelections(pod.metadata.annotations?.[NETWORKS_ANNOTATION]);
@@ -93,18 +116,9 @@ export async function resolveSelections(conf: PluginConf, client: KubeClient, po
     const spec = nad.spec;
     if (networks.has(key) || trunks.has(key)) throw invalidConfig(`network ${key} is selected twice`);
     if (isTrunkEntry(spec)) {
-      // A trunk NAD names other NADs (its namespace unless "ns/name") for its VLANs and native network.
-      const t = parseTrunkNetwork(key, spec, `NetworkAttachmentDefinition ${key} config`);
-      const refs = [...t.vlans.map((v) => v.network), ...(t.nativeNetwork ? [t.nativeNetwork] : [])];
-      for (const ref of refs) {
-        const rk = refKey(ref, ns);
-        const [rns, rname] = rk.split('/');
-        if (rns !== pod.metadata.namespace && !k8s.globalNamespaces.includes(rns)) throw invalidConfig(`trunk ${key} refers to ${rk}, a namespace this pod may not use`);
-        const rnad = podlegsNadConfig(await getNad(client, conf.stateDir, rns, rname), rk, false)!;
-        if (isTrunkEntry(rnad.spec)) throw invalidConfig(`trunk ${key} refers to ${rk}, which is itself a trunk`);
-        networks.set(rk, nadNetwork(rk, rnad));
-      }
-      trunks.set(key, { ...t, vlans: t.vlans.map((v) => ({ ...v, network: refKey(v.network, ns) })), ...(t.nativeNetwork ? { nativeNetwork: refKey(t.nativeNetwork, ns) } : {}) });
+      const r = await resolveTrunkNad(key, spec, pod.metadata.namespace, k8s, (rns, rname) => getNad(client, conf.stateDir, rns, rname));
+      for (const [rk, n] of r.networks) networks.set(rk, n);
+      trunks.set(key, r.trunk);
     } else {
       networks.set(key, nadNetwork(key, nad));
     }

@@ -87,3 +87,21 @@ export function servedCalls(logFile, containerId) {
   }
   return out;
 }
+
+/**
+ * The phase timings runCni's ADD and DEL log with their outcome ("legs attached" / "legs detached",
+ * plugin/cni/add.ts and del.ts) for one container (or `<id>-<n>`), by command.
+ */
+export function callPhases(logFile, containerId) {
+  const out = { ADD: [], DEL: [] };
+  let text = '';
+  try { text = readFileSync(logFile, 'utf8'); } catch { return out; }
+  for (const line of text.split('\n')) {
+    const cmd = line.includes('"legs attached"') ? 'ADD' : line.includes('"legs detached"') ? 'DEL' : undefined;
+    if (!cmd) continue;
+    let j;
+    try { j = JSON.parse(line); } catch { continue; }
+    if (j.containerId === containerId || String(j.containerId).startsWith(`${containerId}-`)) out[cmd].push(j);
+  }
+  return out;
+}

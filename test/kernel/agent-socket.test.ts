@@ -8,7 +8,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniOutcome, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
-import { CONVERGE_MS, floodDsts, waitUntil } from '../lab/nf';
+import { waitUntil } from '../support/wait';
+import { CONVERGE_MS, floodDsts } from '../lab/nf';
 
 jest.setTimeout(120_000);
 
@@ -43,9 +44,12 @@ const LEGS = [
   { network: 'b', interface: 'net2', ips: ['10.200.0.5/24'], mac: '02:00:5e:00:02:05' },
 ];
 const noAgent = (n: LabNode): string => path.join(n.dir, 'nobody.sock');
+/** The agent's grace period: segments a call it serves leaves without legs go this long after. */
+const GRACE_S = 3;
+const isSegmentDevice = (link: string): boolean => /^pl(br|vx)\d+ /.test(link);
 
 async function startAgent(n: LabNode): Promise<LabProcess> {
-  fs.writeFileSync(agentFile(n), JSON.stringify({ ...nodeConf(n), log: { level: 'info' }, agent: { socket: n.agentSocket, metricsAddress: '127.0.0.1:9750' } }));
+  fs.writeFileSync(agentFile(n), JSON.stringify({ ...nodeConf(n), log: { level: 'info' }, agent: { socket: n.agentSocket, metricsAddress: '127.0.0.1:9750', gracePeriodSeconds: GRACE_S } }));
   const a = lab.spawn(n.netns, [lab.podlegsBin, 'agent', '--config', agentFile(n)], { env: { NODE_NAME: n.name } });
   await a.waitFor('agent started', 30_000);
   return a;
@@ -73,6 +77,13 @@ async function nodeState(n: LabNode): Promise<Json> {
     .map((f) => [path.relative(dir, f), fs.readFileSync(f, 'utf8')]).sort());
   return { links, state: files(path.join(n.dir, 'state', 'attachments')), registry: files(lab.registryDir) };
 }
+/** After a DEL the agent served: the legs are gone at once, their segments once the agent's grace has passed. */
+async function agentRemovesSegments(n: LabNode): Promise<void> {
+  await waitUntil('the agent removes the emptied segments', async () => (await nodeState(n)).links.length === 0, GRACE_S * 1000 + 60_000, 100);
+}
+/** The agent's JSON log lines (stderr) with this message. */
+const agentLines = (a: LabProcess, message: string): Json[] => a.stderr().split('\n').filter((l) => l.startsWith('{'))
+  .map((l) => JSON.parse(l) as Json).filter((j) => j.message === message);
 async function podLinks(pod: LabPod): Promise<Json[]> {
   return (JSON.parse((await lab.sh('ip -j addr show', { netns: pod.nsName })).stdout) as Json[])
     .map((l) => ({ ifname: l.ifname, mac: l.address, mtu: l.mtu, addrs: (l.addr_info ?? []).map((a: Json) => `${a.local}/${a.prefixlen}`) }));
@@ -119,15 +130,19 @@ test('ADD, CHECK, DEL through the agent and in-process: same stdout, same node s
     return { add, check, del, afterAdd, afterDel };
   };
   const viaAgent = await run(node.agentSocket);
+  // Served by the agent, DEL removes the legs; the segments they leave empty are the agent's to remove (after its grace).
+  expect(viaAgent.afterDel.node.links.length).toBeGreaterThan(0);
+  expect(viaAgent.afterDel.node.links.filter((l: string) => !isSegmentDevice(l))).toEqual([]);
+  await agentRemovesSegments(node);
   const inProcess = await run(noAgent(node));
+  expect(inProcess.afterDel.node.links).toEqual([]); // in-process: removed at once, in the DEL's own batch
   for (const verb of ['add', 'check', 'del']) {
     expect([verb, servedByAgent(viaAgent[verb]), servedByAgent(inProcess[verb])]).toEqual([verb, true, false]);
     expect(viaAgent[verb].stdout).toEqual(inProcess[verb].stdout);
   }
   expect(viaAgent.afterAdd).toEqual(inProcess.afterAdd);
   expect(viaAgent.afterAdd.node.links.length).toBeGreaterThan(0);
-  expect(viaAgent.afterDel).toEqual(inProcess.afterDel);
-  expect(viaAgent.afterDel.node.links).toEqual([]);
+  expect({ ...viaAgent.afterDel, node: { ...viaAgent.afterDel.node, links: [] } }).toEqual(inProcess.afterDel);
 
   // The thin client: no bundle compiled, no native addon, no module file but the executable;
   // in-process, the same hook sees the bundle and netlink (so it can tell).
@@ -163,7 +178,8 @@ test('through the agent, IPAM gets the caller\'s environment and a Multus delega
   expect((await podLinks(pod)).map((l) => l.ifname)).toContain('net1');
   expect(Object.keys((await nodeState(node)).state)).toEqual([`${pod.containerId}_net1.json`]);
   ok(await lab.exec(node, 'podlegs', { command: 'DEL', pod, ifname: 'net1', conf: nad, env: { PODLEGS_NODE_CONFIG: nodeFile } }));
-  expect(await nodeState(node)).toEqual({ links: [], state: {}, registry: {} });
+  expect({ ...(await nodeState(node)), links: [] }).toEqual({ links: [], state: {}, registry: {} });
+  await agentRemovesSegments(node);
   await lab.removePod(pod);
 });
 
@@ -178,6 +194,45 @@ test('a second agent on a live socket is refused', async () => {
   expect(exit?.code).toBe(1);
   expect(second.stderr()).toContain(`another podlegs agent serves ${node.agentSocket}`);
   expect(fs.statSync(node.agentSocket).isSocket()).toBe(true); // the first one's, untouched
+});
+
+test('an agent-served DEL leaves emptied segments to the agent: gone once its grace period has passed; a mismatched VXLAN device never', async () => {
+  const pod = await lab.addPod(node, 'grace');
+  const add = ok(await call('ADD', pod, entry(node, node.agentSocket, LEGS)));
+  expect(servedByAgent(add)).toBe(true);
+  // plvx100 replaced by a stale device: podlegs' name, kind and VNI, another local address, a port of plbr100.
+  await lab.sh('ip link del plvx100 && ip link add plvx100 type vxlan id 100 local 192.0.2.99 dstport 4789 nolearning && ip link set plvx100 master plbr100', { netns: node.nsName });
+  const servedBefore = agentLines(agent!, 'CNI call served').length;
+  const REMOVED = 'segment removed: no local leg for the grace period';
+  const removedBefore = agentLines(agent!, REMOVED).length;
+  const del = ok(await call('DEL', pod, entry(node, node.agentSocket, LEGS, add.json)));
+  expect(servedByAgent(del)).toBe(true);
+  const after = await nodeState(node);
+  expect(after.links).toEqual(['plbr100 bridge ', 'plbr200 bridge ', 'plvx100 vxlan plbr100', 'plvx200 vxlan plbr200']); // legs gone, segments stay
+  expect({ state: after.state, registry: after.registry }).toEqual({ state: {}, registry: {} });
+  // The agent says so on its stderr (read through a pipe: the line may trail the kernel change).
+  const removed = await waitUntil('the agent removes segment 200', () => agentLines(agent!, REMOVED).slice(removedBefore).find((j) => j.vni === 200), GRACE_S * 1000 + 60_000, 100);
+  // Not before the grace period: the agent's own clock, DEL served → segment removed.
+  const served = agentLines(agent!, 'CNI call served').slice(servedBefore).find((j) => j.command === 'DEL')!;
+  expect(Date.parse(removed!.timestamp) - Date.parse(served.timestamp)).toBeGreaterThanOrEqual(GRACE_S * 1000 - 250);
+  // Segment 100 is not this node's (another local address): untouched, after the agent's run that removed 200.
+  expect((await nodeState(node)).links).toEqual(['plbr100 bridge ', 'plvx100 vxlan plbr100']);
+  expect((await lab.sh('ip -d -o link show plvx100', { netns: node.nsName })).stdout).toContain('local 192.0.2.99');
+  await lab.sh('ip link del plvx100 && ip link del plbr100', { netns: node.nsName });
+  await lab.removePod(pod);
+});
+
+test('an in-process DEL removes the segments it empties at once, and leaves a foreign device (right name, another VNI) and its bridge alone', async () => {
+  const pod = await lab.addPod(node, 'foreign');
+  const add = ok(await call('ADD', pod, entry(node, noAgent(node), LEGS)));
+  expect(servedByAgent(add)).toBe(false);
+  await lab.sh('ip link del plvx100 && ip link add plvx100 type vxlan id 999 dstport 4789 nolearning && ip link set plvx100 master plbr100', { netns: node.nsName });
+  ok(await call('DEL', pod, entry(node, noAgent(node), LEGS, add.json)));
+  const after = await nodeState(node);
+  expect(after).toEqual({ links: ['plbr100 bridge ', 'plvx100 vxlan plbr100'], state: {}, registry: {} }); // segment 200 gone at once
+  expect((await lab.sh('ip -d -o link show plvx100', { netns: node.nsName })).stdout).toContain('id 999');
+  await lab.sh('ip link del plvx100 && ip link del plbr100', { netns: node.nsName });
+  await lab.removePod(pod);
 });
 
 describe('agent down, killed, hung', () => {
@@ -248,6 +303,7 @@ describe('agent down, killed, hung', () => {
     expect(servedByAgent(add)).toBe(true);
     expect((await podLinks(pod)).map((l) => l.ifname).sort()).toEqual(['eth0', 'lo', 'net1', 'net2', 'net3']);
     ok(await call('DEL', pod, conf(legs, add.json)));
+    await agentRemovesSegments(node);
   });
 
   test('an ADD whose IPAM plugin hangs does not stall the agent: meanwhile it follows a member joining on another node', async () => {

@@ -72,11 +72,11 @@ export async function delNfPod(lab: Lab, p: NfPod): Promise<void> {
 }
 
 /** Starts `podlegs agent` in the node's netns (logs to its stderr) and waits for "agent started". */
+/** graceSeconds: the agent's gracePeriodSeconds (segments the calls it serves leave empty go this long after). */
 export async function startAgent(lab: Lab, node: LabNode, o: { resyncMs?: number; graceSeconds?: number } = {}): Promise<LabProcess> {
   const file = path.join(node.dir, 'agent.json');
   const conf = nodeConfig(lab, node, undefined, 'info');
-  // A short grace: a test that waits for "nothing left" waits for emptied segments this long.
-  if (o.graceSeconds !== undefined) conf.agent = { socket: node.agentSocket, gracePeriodSeconds: o.graceSeconds };
+  if (o.graceSeconds !== undefined) conf.agent = { ...(conf.agent as object), gracePeriodSeconds: o.graceSeconds };
   writeFileSync(file, JSON.stringify(conf, null, 1));
   const env: Record<string, string> = { NODE_NAME: node.name };
   if (o.resyncMs !== undefined) env.PODLEGS_RESYNC_MS = String(o.resyncMs);

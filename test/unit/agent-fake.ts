@@ -14,12 +14,12 @@ export class FakeKernel implements SegmentKernel {
   deleted: number[] = [];
   private next = 10;
 
-  /** A podlegs segment (plbr + plvx) with `legs` ports; returns the VXLAN index. */
-  addSegment(vni: number, legs = 1): number {
+  /** A podlegs segment (plbr + plvx, local address `local`, port 4789) with `legs` ports; returns the VXLAN index. */
+  addSegment(vni: number, legs = 1, local = '192.0.2.11'): number {
     const br = this.next++;
     const vx = this.next++;
     this.links_.push({ index: br, name: `plbr${vni}`, kind: 'bridge', mtu: 1450, mac: '', up: true });
-    this.links_.push({ index: vx, name: `plvx${vni}`, kind: 'vxlan', mtu: 1450, mac: '', up: true, master: br, vxlan: { vni, port: 4789 } });
+    this.links_.push({ index: vx, name: `plvx${vni}`, kind: 'vxlan', mtu: 1450, mac: '', up: true, master: br, vxlan: { vni, port: 4789, local } });
     for (let i = 0; i < legs; i++) this.addLeg(vni);
     return vx;
   }

@@ -1,5 +1,6 @@
 import { desiredState } from '../../overlay/agent/desired';
-import { expiredSegments, planFdb, readSegments, SegmentState } from '../../overlay/agent/reconciler';
+import { planFdb, readSegments, SegmentState } from '../../overlay/agent/reconciler';
+import { Grace, removeLegsAndEmptySegments, segmentsToRemove } from '../../overlay/segment';
 import { ZERO_MAC } from '../../overlay/kernel/kernel';
 import { parseMember, vtepProblem } from '../../overlay/registry/member';
 import { FakeKernel, member } from './agent-fake';
@@ -73,24 +74,65 @@ describe('planFdb', () => {
   });
 });
 
-describe('expiredSegments', () => {
-  const segs = (legs: Record<number, number>): Map<number, SegmentState> =>
-    new Map(Object.entries(legs).map(([v, n]) => [Number(v), seg(Number(v), 1, [], [], Array.from({ length: n }, (_, i) => `pl${i}`))]));
+describe('segmentsToRemove (the one segment-removal rule)', () => {
+  const owner = { local: A, port: 4789 };
+  const grace = (now: number, graceMs: number, emptySince = new Map<number, number>(), busy?: Set<number>): Grace => ({ graceMs, emptySince, now, busy });
+  const fake = (legs: Record<number, number>): FakeKernel => {
+    const k = new FakeKernel();
+    for (const [v, n] of Object.entries(legs)) k.addSegment(Number(v), n, A);
+    return k;
+  };
 
-  it('expires a segment only after it was empty for the whole grace period', () => {
+  it('removes a segment only after it was empty for the whole grace period', async () => {
+    const links = await fake({ 100: 0, 200: 1 }).links();
     const since = new Map<number, number>();
-    expect(expiredSegments(segs({ 100: 0, 200: 1 }), since, 1000, 500)).toEqual({ expired: [], nextCheck: 1500 });
-    expect(expiredSegments(segs({ 100: 0, 200: 1 }), since, 1499, 500).expired).toEqual([]);
-    expect(expiredSegments(segs({ 100: 0, 200: 1 }), since, 1500, 500).expired).toEqual([100]);
+    expect(segmentsToRemove(links, owner, grace(1000, 500, since))).toEqual({ remove: new Map(), nextCheck: 1500 });
+    expect(segmentsToRemove(links, owner, grace(1499, 500, since)).remove.size).toBe(0);
+    expect([...segmentsToRemove(links, owner, grace(1500, 500, since)).remove.keys()]).toEqual([100]);
   });
 
-  it('restarts the clock when a leg comes back, and never expires a busy VNI', () => {
+  it('restarts the clock when a leg comes back, and never removes a busy VNI', async () => {
+    const k = fake({ 100: 0 });
     const since = new Map<number, number>();
-    expiredSegments(segs({ 100: 0 }), since, 0, 500);
-    expiredSegments(segs({ 100: 1 }), since, 400, 500);
-    expect(expiredSegments(segs({ 100: 0 }), since, 600, 500).expired).toEqual([]);
-    expect(expiredSegments(segs({ 100: 0 }), since, 1100, 500).expired).toEqual([100]);
-    expect(expiredSegments(segs({ 100: 0 }), since, 5000, 500, new Set([100])).expired).toEqual([]);
+    segmentsToRemove(await k.links(), owner, grace(0, 500, since));
+    k.addLeg(100);
+    segmentsToRemove(await k.links(), owner, grace(400, 500, since));
+    k.removeLegs(100);
+    const empty = await k.links();
+    expect(segmentsToRemove(empty, owner, grace(600, 500, since)).remove.size).toBe(0);
+    expect(segmentsToRemove(empty, owner, grace(5000, 500, since, new Set([100]))).remove.size).toBe(0);
+    expect([...segmentsToRemove(empty, owner, grace(5000, 500, since)).remove.keys()]).toEqual([]); // busy restarted the clock
+    expect([...segmentsToRemove(empty, owner, grace(5500, 500, since)).remove.keys()]).toEqual([100]);
+  });
+
+  it('with no grace removes at once, both devices, counting leaving links as gone', async () => {
+    const k = fake({ 100: 1 });
+    const links = await k.links();
+    const leg = links.find((l) => l.kind === 'veth')!;
+    const r = segmentsToRemove(links, owner, grace(0, 0), [100], new Set([leg.index]));
+    expect(r.remove.get(100)?.sort()).toEqual(links.filter((l) => l.name === 'plbr100' || l.name === 'plvx100').map((l) => l.index).sort());
+  });
+
+  it('never touches a device of another kind, VNI, local address or port, nor its segment', async () => {
+    const k = new FakeKernel();
+    k.addSegment(100, 0, C);                                                                               // another local address
+    k.addSegment(200, 0, A);
+    k.links_ = k.links_.map((l) => (l.name === 'plvx200' ? { ...l, vxlan: { ...l.vxlan!, port: 8472 } } : l)); // another port
+    k.links_.push({ index: 90, name: 'plbr300', kind: 'dummy', mtu: 1500, mac: '', up: true });              // another kind
+    k.links_.push({ index: 91, name: 'plvx400', kind: 'vxlan', mtu: 1500, mac: '', up: true, vxlan: { vni: 7, port: 4789, local: A } }); // another VNI
+    const before = k.links_.map((l) => l.name).sort();
+    const r = await removeLegsAndEmptySegments(k, { hostIfs: [], owner, grace: grace(0, 0) });
+    expect(r.removed).toEqual([]);
+    expect(k.links_.map((l) => l.name).sort()).toEqual(before);
+    expect((await removeLegsAndEmptySegments(k, { hostIfs: [], vnis: [300, 400], owner, grace: grace(0, 0) })).removed).toEqual([]);
+  });
+
+  it('removes an empty bridge of ours beside a foreign VXLAN device that is not its port, leaving that device', async () => {
+    const k = new FakeKernel();
+    k.links_.push({ index: 80, name: 'plbr100', kind: 'bridge', mtu: 1500, mac: '', up: true });
+    k.links_.push({ index: 81, name: 'plvx100', kind: 'vxlan', mtu: 1500, mac: '', up: false, vxlan: { vni: 999, port: 4789, local: A } });
+    expect((await removeLegsAndEmptySegments(k, { hostIfs: [], vnis: [100], owner, grace: grace(0, 0) })).removed).toEqual([100]);
+    expect(k.links_.map((l) => l.name)).toEqual(['plvx100']);
   });
 });
 

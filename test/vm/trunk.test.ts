@@ -11,7 +11,9 @@
  *   server  n3  access leg on b: 10.200.0.10, route to 10.100.0.0/24 via nf1
  *   mgmt    n3  access leg on m: 10.30.0.10
  *   acc     n1  access leg on a: 10.100.0.20 (bench: the access-leg path n1 -> n2)
- * An agent per node keeps the flood lists current.
+ *   srvc    n3  access leg on c: 10.40.0.10 (for the live VLAN edit: VLAN 30 -> c on nf1's trunk)
+ * An agent per node keeps the flood lists current; its config carries NETWORKS, so a SIGHUP
+ * after editing them applies trunk VLAN edits to running trunks.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -43,6 +45,7 @@ const NETWORKS: Json = {
   a: { vni: 100 },
   b: { vni: 200 },
   m: { vni: 300 },
+  c: { vni: 400 },
   w: { vni: 501 }, x: { vni: 502 }, y: { vni: 503 }, z: { vni: 504 },
   'trunk-abm': { trunk: { vlans: [{ vid: 10, network: 'a' }, { vid: 20, network: 'b' }], nativeNetwork: 'm' } },
   'trunk-ab': { trunk: { vlans: [{ vid: 10, network: 'a' }, { vid: 20, network: 'b' }] } },
@@ -110,7 +113,7 @@ suite('VLAN trunk legs under a full kernel', () => {
     [n1, n2, n3] = lab.nodes;
     for (const node of lab.nodes) {
       const file = path.join(node.dir, 'agent.json');
-      writeFileSync(file, JSON.stringify({ ...nodeConf(node), log: { level: 'info' }, agent: { metricsAddress: '127.0.0.1:9750', socket: node.agentSocket } }));
+      writeFileSync(file, JSON.stringify({ ...nodeConf(node), networks: NETWORKS, log: { level: 'info' }, agent: { metricsAddress: '127.0.0.1:9750', socket: node.agentSocket } }));
       agents.push(lab.spawn(node.netns, [lab.podlegsBin, 'agent', '--config', file], { env: { NODE_NAME: node.name, PODLEGS_RESYNC_MS: '2000' } }));
     }
     await Promise.all(agents.map((a) => a.waitFor('agent started', 60_000)));
@@ -303,7 +306,84 @@ vrrp_instance VI_10 {
     await k2.proc.kill();
   });
 
-  test('(e) CHECK passes, sees a removed VLAN sub-interface, DEL and GC leave nothing behind', async () => {
+  test('(e) live VLAN edit: nf1\'s trunk gains VLAN 30 (routed to c), loses VLAN 20 (dropped) and gets it back; a 10 ms ping on VLAN 10 loses nothing', async () => {
+    for (const d of Object.values(dumps)) await d.kill(); // (b)/(c) are done with them; they would print every ping below
+    const agentFile = path.join(n1.dir, 'agent.json');
+    const agent1 = agents[0];
+    const trunkOf = (): Json => stateOf(n1, pods.nf1).legs[0];
+    const vlansNow = (): string => trunkOf().trunk.vlans.map((v: Json) => `${v.vid}:${v.network}`).join(',');
+    // Edit the agent's config (the node's static networks) and SIGHUP it; done when the state file says so.
+    // The agent's own account (JSON log lines on its stderr): SIGHUP seen, and the edit applied.
+    const logLines = (msg: string): Json[] => (agent1.stdout() + agent1.stderr()).split('\n').filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Json).filter((l) => String(l.message).startsWith(msg));
+    const edit = async (vlans: Json[]): Promise<{ appliedMs: number; agentMs: number; hupToDoneMs: number }> => {
+      const cfg = JSON.parse(readFileSync(agentFile, 'utf8')) as Json;
+      cfg.networks['trunk-abm'].trunk.vlans = vlans;
+      writeFileSync(agentFile, JSON.stringify(cfg));
+      const want = vlans.map((v) => `${v.vid}:${v.network}`).join(',');
+      const seen = logLines('trunk VLANs changed').length;
+      const t0 = Date.now();
+      process.kill(agent1.pid, 'SIGHUP');
+      await waitUntil(`n1's agent to apply VLANs ${want} to nf1's trunk`, () => vlansNow() === want, CONVERGE_MS, 20);
+      const appliedMs = Date.now() - t0; // SIGHUP sent → the state file lists exactly the new VLANs
+      await waitUntil('the agent to log the edit', () => logLines('trunk VLANs changed').length > seen, CONVERGE_MS, 20);
+      const done = logLines('trunk VLANs changed').pop()!;
+      const hup = logLines('config reloaded on SIGHUP').pop()!;
+      return { appliedMs, agentMs: done.durationMs, hupToDoneMs: Date.parse(done.timestamp) - Date.parse(hup.timestamp) };
+    };
+    const veth = trunkOf().hostIf;
+    const subIf = (vid: number): string => `pl${veth.slice(2, 10)}v${vid}`;
+    const filters = async (): Promise<string[]> => (await sh(n1, `tc filter show dev ${veth} ingress`)).stdout.split('\n').filter((l) => /^filter .*bpf.*handle/.test(l));
+    const srvc = await addPod(n3, 'srvc', [{ network: 'c', interface: 'net1', ips: ['10.40.0.10/24'] }]);
+    await sh(srvc, 'ip route add 10.100.0.0/24 via 10.40.0.1 dev net1');
+    await sh(pods.client, 'ip route add 10.40.0.0/24 via 10.100.0.1 dev net1');
+    await sh(pods.nf1, 'ip link add link net1 name net1.30 type vlan id 30 && ip addr add 10.40.0.1/24 dev net1.30 && ip link set net1.30 up');
+    expect((await sh(pods.client, 'ping -n -c 1 -W 1 10.40.0.10', true)).code).not.toBe(0); // VLAN 30 not on the trunk yet
+    expect(await filters()).toEqual([expect.stringMatching(/pref 1 bpf chain 0 handle 0x1 /)]);
+
+    // The 10 ms ping over VLAN 10 (client on n2 -> nf1's net1.10 on n1) runs through both edits.
+    const ping = lab.spawn(pods.client.pod.netns, ['ping', '-n', '-q', '-i', '0.01', '-c', '4000', '-w', '150', '10.100.0.1']);
+    await sleep(1000);
+
+    const e1 = await edit([{ vid: 10, network: 'a' }, { vid: 30, network: 'c' }]);
+    const t30 = Date.now();
+    await waitUntil('client -> srvc routed by nf1 over VLAN 30', async () => (await sh(pods.client, 'ping -n -c 1 -W 1 10.40.0.10', true)).code === 0, CONVERGE_MS, 100);
+    const routedMs = e1.appliedMs + (Date.now() - t30);
+    expect((await sh(pods.client, 'ping -n -c 2 -i 0.2 -W 2 10.40.0.10')).stdout).toMatch(/from 10\.40\.0\.10: icmp_seq=\d+ ttl=63/);
+    // VLAN 20 is gone on n1: no sub-interface, no segment left without ports, no member; its frames are dropped.
+    const links = await podlegsLinks(n1);
+    expect(links).toEqual(expect.arrayContaining([subIf(10), subIf(30), 'plbr400', 'plvx400']));
+    expect(links).not.toContain(subIf(20));
+    expect(links.filter((l) => /^pl(br|vx)200$/.test(l))).toEqual([]);
+    const reg = filesUnder(lab.registryDir).filter((f) => f.includes(pods.nf1.pod.containerId)).map((f) => JSON.parse(readFileSync(f, 'utf8')));
+    expect(reg.map((m) => [m.vni, m.owner.split('/').pop()]).sort()).toEqual([[100, 'net1.10'], [300, 'net1'], [400, 'net1.30']]);
+    const drops = await qdiscDrops(n1, veth);
+    expect((await sh(pods.nf1, 'ping -n -c 2 -i 0.2 -W 1 10.200.0.10', true)).code).not.toBe(0);
+    expect(await qdiscDrops(n1, veth)).toBeGreaterThanOrEqual(drops + 2);
+    // The filter was replaced in place: still exactly one, same pref and handle.
+    expect(await filters()).toEqual([expect.stringMatching(/pref 1 bpf chain 0 handle 0x1 /)]);
+
+    // And back: VLAN 20 returns (server reachable over it again), VLAN 30 and segment 400 leave n1.
+    const e2 = await edit([{ vid: 10, network: 'a' }, { vid: 20, network: 'b' }]);
+    await waitUntil('nf1 -> server over VLAN 20 again', async () => (await sh(pods.nf1, 'ping -n -c 1 -W 1 10.200.0.10', true)).code === 0, CONVERGE_MS, 100);
+    expect((await sh(pods.client, 'ping -n -c 1 -W 1 10.40.0.10', true)).code).not.toBe(0);
+    expect((await podlegsLinks(n1)).filter((l) => l === subIf(30) || /^pl(br|vx)400$/.test(l))).toEqual([]);
+
+    expect(ping.running()).toBe(true); // the ping covered both edits
+    await ping.exited;
+    const stats = /(\d+) packets transmitted, (\d+) received/.exec(ping.stdout());
+    expect(stats).not.toBeNull();
+    const [sent, got] = [Number(stats![1]), Number(stats![2])];
+    figures.liveVlanEdit = { add30remove20: e1, add20remove30: e2, vlan30RoutedMs: routedMs, vlan10Ping: { intervalMs: 10, sent, received: got } };
+    expect([sent, got]).toEqual([4000, 4000]);
+
+    expect((await lab.chain(srvc.pod, 'DEL', srvc.conf)).code).toBe(0);
+    delete pods.srvc;
+    await sh(pods.client, 'ip route del 10.40.0.0/24');
+    await sh(pods.nf1, 'ip link del net1.30');
+  });
+
+  test('(f) CHECK passes, sees a removed VLAN sub-interface, DEL and GC leave nothing behind', async () => {
     // podlegs' own CHECK with the chain's result as prevResult (ptp's CHECK would refuse the
     // legs' addresses: it expects every address of the result on its eth0).
     const check = (p: Pod, entry: Json = p.conf.plugins[1]): Promise<{ code: number; stdout: string; json?: unknown }> =>
@@ -411,5 +491,5 @@ vrrp_instance VI_10 {
       trunk4: add.trunk4.map(r1), access4: add.access4.map(r1),
     };
     expect(await podlegsLinks(n1)).toEqual([]);
-  });
+  }, 600_000); // ~290 s under TCG on an idle host; more on a loaded one
 });

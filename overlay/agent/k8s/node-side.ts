@@ -14,7 +14,11 @@ import { loadApiTarget } from '../../kube/kubeconfig';
 
 export interface NodeSideLog { info(m: string, meta?: Record<string, unknown>): void; warn(m: string, meta?: Record<string, unknown>): void }
 
-export interface NodeSideOptions { stateDir: string; nodeName: string; vtep: string; log: NodeSideLog; nadVnis: NadReader; clock?: Clock }
+export interface NodeSideOptions {
+  stateDir: string; nodeName: string; vtep: string; log: NodeSideLog; nadVnis: NadReader; clock?: Clock;
+  /** After each NAD event, once the NADs are listed (trunk VLAN edits follow them). */
+  onNads?: () => void;
+}
 
 export class KubernetesNodeSide {
   readonly membership: KubernetesMembership;
@@ -23,9 +27,9 @@ export class KubernetesNodeSide {
   private eventsPrimed = false;
   private publishing = false;
 
-  private constructor(private readonly client: KubeClient, private readonly o: NodeSideOptions) {
+  private constructor(readonly client: KubeClient, private readonly o: NodeSideOptions) {
     const onError = (what: string, e: Error): void => o.log.warn('kubernetes watch problem', { what, error: e.message });
-    this.membership = new KubernetesMembership(client, { nadVnis: o.nadVnis, clock: o.clock, onError, onNads: () => this.writeNadCache() });
+    this.membership = new KubernetesMembership(client, { nadVnis: o.nadVnis, clock: o.clock, onError, onNads: () => { this.writeNadCache(); if (this.nads.synced) o.onNads?.(); } });
     this.nads = this.membership.nads;
     this.membership.watch(() => { this.writeNodeAsn(); void this.publishVtep(); void this.emitEvents(); });
   }
