@@ -201,6 +201,9 @@ describe('podlegs agent in a 4-node lab', () => {
         while (joined.length) await delNfPod(l, joined.pop()!);
       }
       await expectFlood({ 'n1/100': [2, 4], 'n2/100': [1, 4], 'n3/200': [4], 'n4/100': [1, 2], 'n4/200': [3] });
+      // The restarted agent of n1 has caught up with the joiners' leaving (its gauges follow its next run).
+      await waitUntil('n1 agent counts 1 segment, 1 leg', async () => /^podlegs_legs 1$/m.test((await curl(1, 'http://127.0.0.1:9750/metrics')).body) &&
+        /^podlegs_segments 1$/m.test((await curl(1, 'http://127.0.0.1:9750/metrics')).body), CONVERGE_MS, 200);
     } finally {
       for (const p of joined) await delNfPod(l, p).catch(() => undefined);
       process.kill(ping.pid, 'SIGINT'); // ping prints its statistics and exits
