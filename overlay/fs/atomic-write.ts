@@ -30,7 +30,7 @@ const tmpTag = (): string => `${process.pid}.${(tmpSeq++).toString(36)}${Math.ra
 export function writeFileAtomic(file: string, content: string, mode = 0o644, opts: AtomicWriteOptions = {}): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${tmpTag()}.tmp`);
+  const tmp = path.join(dir, `${tempPrefix(file)}${tmpTag()}.tmp`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
@@ -46,6 +46,34 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644, opt
     throw e;
   }
   if (opts.durableRename !== false) fsyncDir(dir);
+}
+
+/** Every temp file of `file` starts with this (its directory's readers skip dot files). */
+const tempPrefix = (file: string): string => `.${path.basename(file)}.`;
+
+/**
+ * Removes file and every temp file a writeFileAtomic of it left behind: a writer SIGKILLed
+ * between creating its temp file and the rename leaves one, which nobody else would ever remove.
+ * For the one who owns the file's removal (DEL of an attachment: nobody writes it meanwhile).
+ * False when file was absent. A missing directory is fine.
+ */
+export function removeFileAndTemps(file: string): boolean {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(path.dirname(file));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const prefix = tempPrefix(file);
+  const ours = /^\d+\.[0-9a-z]+\.tmp$/; // what follows the prefix in writeFileAtomic's temp names (tmpTag)
+  for (const n of names) if (n.startsWith(prefix) && ours.test(n.slice(prefix.length))) fs.rmSync(path.join(path.dirname(file), n), { force: true });
+  try {
+    fs.unlinkSync(file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
 }
 
 function fsyncDir(dir: string): void {

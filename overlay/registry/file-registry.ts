@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { getSystemErrorName } from 'util';
-import { writeFileAtomic } from '../fs/atomic-write';
+import { removeFileAndTemps, writeFileAtomic } from '../fs/atomic-write';
 import { loadAddon } from '../kernel/netns';
 import { Member, MemberProblem, MembershipSource, parseMember, WatchHint } from './member';
 
@@ -51,15 +51,9 @@ export class FileRegistry implements MembershipSource {
     writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m), 0o644, { durableRename: false });
   }
 
-  /** Removes a member; false when it was not registered. */
+  /** Removes a member (and a temp file its killed writer left); false when it was not registered. */
   unregister(m: Pick<Member, 'vni' | 'vtep' | 'owner'>): boolean {
-    try {
-      fs.unlinkSync(path.join(this.vniDir(m.vni), fileName(m)));
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw e;
-    }
+    return removeFileAndTemps(path.join(this.vniDir(m.vni), fileName(m)));
   }
 
   /** Members of the given VNIs (all when omitted); unreadable entries are reported, not returned. */

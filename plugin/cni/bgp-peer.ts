@@ -4,7 +4,7 @@
 // Kubernetes mode the same JSON is the pod annotation.
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFileAtomic } from '../../overlay/fs/atomic-write';
+import { removeFileAndTemps, writeFileAtomic } from '../../overlay/fs/atomic-write';
 import * as ipaddr from 'ipaddr.js';
 import type { Result } from './versions';
 
@@ -60,7 +60,7 @@ export function writeBgpPeerFile(stateDir: string, containerId: string, peer: Bg
 }
 
 export function removeBgpPeerFile(stateDir: string, containerId: string): void {
-  fs.rmSync(bgpPeerFile(stateDir, containerId), { force: true });
+  removeFileAndTemps(bgpPeerFile(stateDir, containerId));
 }
 
 export function readBgpPeerFile(stateDir: string, containerId: string): BgpPeer | undefined {

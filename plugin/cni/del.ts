@@ -12,6 +12,8 @@ import type { NodeWriter } from '../../overlay/agent/node-writer';
 
 export async function cmdDel({ conf, env, log, writer }: { conf: TeardownConf; env: CniEnv; log: Log; writer: NodeWriter }): Promise<void> {
   if (!readState(conf.stateDir, env.containerId, env.ifname)) {
+    // An ADD killed while writing its first state left at most that file's temp file: gone too.
+    removeState(conf.stateDir, env.containerId, env.ifname);
     log.debug('nothing recorded for this attachment');
     return;
   }

@@ -47,8 +47,47 @@ function findPlugin(type: string, dirs: string[]): string {
   throw new CniError(Code.IpamFailure, `IPAM plugin "${type}" not found in CNI_PATH (${dirs.join(':')})`);
 }
 
+const IPAM_TIMEOUT_MS = 30_000;
+
+interface Ran { status: number | null; stdout: string; stderr: string; error?: Error }
+
+/**
+ * Runs bin to completion without blocking the event loop: the agent serves every call of its
+ * node in one process, and a slow IPAM plugin (an API round trip, a lock) must not stall its
+ * reconciler, its other calls or /healthz meanwhile. Killed after IPAM_TIMEOUT_MS.
+ */
+function run(bin: string, stdin: string, env: NodeJS.ProcessEnv): Promise<Ran> {
+  // Required here, not at the top: node's child_process (with dgram, net sockets lists) is
+  // ~2 ms to load, and only legs with an IPAM plugin need it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('child_process') as typeof import('child_process');
+  return new Promise((resolve) => {
+    const child = spawn(bin, [], { env, stdio: 'pipe' });
+    let stdout = '';
+    let stderr = '';
+    let error: Error | undefined;
+    const timer = setTimeout(() => { error = new Error(`timed out after ${IPAM_TIMEOUT_MS / 1000} s`); child.kill('SIGKILL'); }, IPAM_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdin.on('error', () => undefined); // a plugin may exit without reading stdin
+    let settled = false;
+    const done = (status: number | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, error });
+    };
+    child.on('error', (e) => {
+      error ??= e;
+      if (child.pid === undefined) done(null); // never started: no 'close' to wait for
+    });
+    child.on('close', done);
+    child.stdin.end(stdin);
+  });
+}
+
 /** Runs one IPAM command; ADD returns the allocation in the 1.x shape. */
-export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, ctx: IpamContext, c: IpamCall): Result | undefined {
+export async function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, ctx: IpamContext, c: IpamCall): Promise<Result | undefined> {
   const bin = findPlugin(ipam.type, c.cniPath);
   // Debian's plugins stop at 1.0.0; 1.1.0 results have the same shape, so ask in 1.0.0.
   const cniVersion = c.cniVersion === '1.1.0' ? '1.0.0' : c.cniVersion;
@@ -56,23 +95,14 @@ export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, ctx: 
     cniVersion, name: ctx.name, type: 'podlegs', ipam,
     ...(ctx.runtimeConfig ? { runtimeConfig: ctx.runtimeConfig } : {}), ...(ctx.args ? { args: ctx.args } : {}),
   });
-  // Required here, not at the top: node's child_process (with dgram, net sockets lists) is
-  // ~2 ms to load, and only legs with an IPAM plugin need it.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { spawnSync } = require('child_process') as typeof import('child_process');
-  const r = spawnSync(bin, [], {
-    input: stdin,
-    encoding: 'utf8',
-    timeout: 30_000,
-    env: {
-      ...c.environ,
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: c.containerId,
-      CNI_NETNS: c.netns,
-      CNI_IFNAME: c.ifname,
-      CNI_PATH: c.cniPath.join(':'),
-      CNI_ARGS: ctx.cniArgs,
-    },
+  const r = await run(bin, stdin, {
+    ...c.environ,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: c.containerId,
+    CNI_NETNS: c.netns,
+    CNI_IFNAME: c.ifname,
+    CNI_PATH: c.cniPath.join(':'),
+    CNI_ARGS: ctx.cniArgs,
   });
   if (r.error) throw new CniError(Code.IpamFailure, `IPAM plugin ${ipam.type} could not run: ${r.error.message}`);
   if (r.status !== 0) {
@@ -93,10 +123,10 @@ export function execIpam(command: 'ADD' | 'DEL' | 'CHECK', ipam: IpamConf, ctx: 
 }
 
 /** Releases a leg's addresses with the context its ADD used (state written before this change: name only). */
-export function releaseIpam(ipam: IpamConf, ctx: IpamContext | undefined, fallbackName: string,
+export async function releaseIpam(ipam: IpamConf, ctx: IpamContext | undefined, fallbackName: string,
   s: { cniVersion: string; containerId: string; netns: string }, ifname: string,
-  caller: { path: string[]; environ: NodeJS.ProcessEnv }): void {
-  execIpam('DEL', ipam, ctx ?? { name: fallbackName, cniArgs: '' }, {
+  caller: { path: string[]; environ: NodeJS.ProcessEnv }): Promise<void> {
+  await execIpam('DEL', ipam, ctx ?? { name: fallbackName, cniArgs: '' }, {
     cniVersion: s.cniVersion as CniVersion, containerId: s.containerId, netns: s.netns, ifname,
     cniPath: caller.path, environ: caller.environ,
   });

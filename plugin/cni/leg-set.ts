@@ -115,7 +115,7 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
       if (created || replaced) fresh.add(leg.vni);
       if (replaced) log.warn('replaced a VXLAN device that no longer matched this node', { vni: leg.vni, differed: replaced });
       const host = await createAccessLeg(node, env.netns, segment, leg);
-      const alloc = leg.ipam && leg.ipamContext ? execIpam('ADD', leg.ipam, leg.ipamContext, {
+      const alloc = leg.ipam && leg.ipamContext ? await execIpam('ADD', leg.ipam, leg.ipamContext, {
         cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
       }) : undefined;
       if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);

@@ -2,7 +2,7 @@
 // can undo it without the netns, the config or any API.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AtomicWriteOptions, writeFileAtomic } from '../../overlay/fs/atomic-write';
+import { AtomicWriteOptions, removeFileAndTemps, writeFileAtomic } from '../../overlay/fs/atomic-write';
 import type { IpamConf, RegistryConf } from './config';
 import { CniError, Code } from './errors';
 import type { IpamContext } from './ipam';
@@ -126,8 +126,9 @@ export function readState(stateDir: string, containerId: string, ifname: string)
   }
 }
 
+/** Removes the attachment's state, and a temp file of it an ADD killed while writing it left. */
 export function removeState(stateDir: string, containerId: string, ifname: string): void {
-  fs.rmSync(fileOf(stateDir, containerId, ifname), { force: true });
+  removeFileAndTemps(fileOf(stateDir, containerId, ifname));
 }
 
 /** Every recorded attachment; unreadable files are returned as names for the caller to report. */

@@ -99,7 +99,7 @@ export async function attachTrunkLeg(c: AttachContext): Promise<{ ips: ResultIp[
     throw e;
   }
   await guardTrunkVlans(node, pod, leg); // the pod side is still down
-  const alloc = leg.ipam && leg.ipamContext && t.native ? execIpam('ADD', leg.ipam, leg.ipamContext, {
+  const alloc = leg.ipam && leg.ipamContext && t.native ? await execIpam('ADD', leg.ipam, leg.ipamContext, {
     cniVersion: conf.cniVersion, containerId: env.containerId, netns: env.netns, ifname: leg.ifname, cniPath: env.path, environ: env.environ,
   }) : undefined;
   if (alloc) leg.ips = (alloc.ips ?? []).map((ip) => ip.address);

@@ -2,12 +2,14 @@
 // through the agent (thin client → agent → runCni) and in-process give identical results; with
 // the agent down (no socket, or a stale one) the plugin runs the call itself; an agent killed
 // while it serves an ADD, or hung, makes the client answer code 11 in bounded time, the
-// runtime's DEL cleans up and the next ADD works; the socket is 0600; a second agent on a live
+// runtime's DEL cleans up and the next ADD works; an ADD whose IPAM hangs does not stall the
+// agent meanwhile; the socket is 0600; a second agent on a live
 // socket is refused; and a call the agent serves never loads the bundle or a native addon.
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniOutcome, Lab, LabNode, LabPod, LabProcess, leakCheck } from '../lab/lab';
 import { waitUntil } from '../support/wait';
+import { CONVERGE_MS, floodDsts } from '../lab/nf';
 
 jest.setTimeout(120_000);
 
@@ -302,6 +304,40 @@ describe('agent down, killed, hung', () => {
     expect((await podLinks(pod)).map((l) => l.ifname).sort()).toEqual(['eth0', 'lo', 'net1', 'net2', 'net3']);
     ok(await call('DEL', pod, conf(legs, add.json)));
     await agentRemovesSegments(node);
+  });
+
+  test('an ADD whose IPAM plugin hangs does not stall the agent: meanwhile it follows a member joining on another node', async () => {
+    const legs = [...LEGS, { network: 's', interface: 'net3' }];
+    fs.writeFileSync(path.join(slowDir, 'slow'), '');
+    const pending = call('ADD', pod, conf(legs));
+    let ipamPid = 0;
+    for (let i = 0; i < 600 && !ipamPid; i++) {
+      await sleep(50);
+      ipamPid = Number(fs.readFileSync(path.join(slowDir, 'slow'), 'utf8').trim() || 0);
+    }
+    expect(ipamPid).toBeGreaterThan(0);
+    const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    const remote = await lab.addPod(other, 'remote');
+    const remoteConf = entry(other, noAgent(other), [{ network: 'a', interface: 'net1', ips: ['10.100.0.7/24'] }]);
+    let sawWhileHung = false;
+    try {
+      // segment 100 exists (net1 came before the hanging leg); a member of VNI 100 joins on the
+      // other node: the agent, still inside the ADD, writes the flood entry for it.
+      ok(await lab.exec(other, 'podlegs', { command: 'ADD', pod: remote, conf: remoteConf }));
+      await waitUntil('the other node in the flood list of VNI 100', async () => (await floodDsts(lab, node, 100))?.includes(other.vtep), CONVERGE_MS, 50);
+      sawWhileHung = alive(ipamPid); // with a blocking IPAM exec, the flood entry only came once the IPAM was killed at 30 s
+    } finally {
+      try { process.kill(ipamPid, 'SIGKILL'); } catch { /* gone */ }
+      fs.rmSync(path.join(slowDir, 'slow'));
+      await pending;
+      ok(await lab.exec(other, 'podlegs', { command: 'DEL', pod: remote, conf: remoteConf }));
+      await lab.removePod(remote);
+    }
+    expect(sawWhileHung).toBe(true);
+    const r = await pending; // the IPAM died: the ADD failed and rolled back
+    expect(r.code).toBe(1);
+    expect((r.json as Json).msg).toMatch(/IPAM plugin slow-ipam ADD failed/);
+    await waitUntil('nothing left on the node', async () => JSON.stringify(await nodeState(node)) === JSON.stringify({ links: [], state: {}, registry: {} }), CONVERGE_MS, 200);
   });
 
   test('a hung agent (SIGSTOP): code 11 after the client deadline, and the abandoned call never runs', async () => {
