@@ -7,7 +7,7 @@ import * as path from 'path';
 import { FakeApiServer, kubeconfigFor } from '../k8s/fake-apiserver';
 import { inNetns } from '../../overlay/kernel/netns';
 import { Lab, LabNode, LabPod, LabProcess, leakCheck } from './lab';
-import { floodDsts, waitUntil, managementIp } from './nf';
+import { CONVERGE_MS, floodDsts, LAB_GRACE_S, waitUntil, managementIp } from './nf';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const API_IP = '192.0.2.1';
@@ -97,7 +97,7 @@ beforeAll(async () => {
   nad('secret', 'other', { vni: 400 });
   for (const n of lab.nodes) {
     const file = path.join(n.dir, 'agent.json');
-    fs.writeFileSync(file, JSON.stringify({ ...podlegsEntry(n), type: undefined, log: { level: 'info' }, registry: { type: 'kubernetes' } }));
+    fs.writeFileSync(file, JSON.stringify({ ...podlegsEntry(n), type: undefined, log: { level: 'info' }, registry: { type: 'kubernetes' }, agent: { socket: n.agentSocket, gracePeriodSeconds: LAB_GRACE_S } }));
     const a = lab.spawn(n.netns, [lab.podlegsBin, 'agent', '--config', file], { env: { NODE_NAME: n.name, PODLEGS_RESYNC_MS: '2000' } });
     agents.push(a);
     await a.waitFor('agent started', 15_000);
@@ -233,7 +233,9 @@ describe('hot-plug (Kubernetes mode, the node agent)', () => {
     for (const [p, n] of [[pa, lab.nodes[0]], [pb, lab.nodes[1]]] as const) {
       const r = await lab.chain(p, 'DEL', conflist(n), { args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=nf;K8S_POD_NAME=${p.name}` });
       expect(r.code).toBe(0);
-      expect(await nodeLinks(n)).toEqual([]);
+      let left: string[] = [];
+      await waitUntil('the agent removed the emptied segments', async () => (left = await nodeLinks(n)).length === 0, CONVERGE_MS).catch(() => undefined);
+      expect(left).toEqual([]);
     }
     expect(allocations('nf-b')).toEqual([]);
   });

@@ -19,7 +19,7 @@
 import { Lab, LabProcess } from './lab';
 import {
   addNfPod, addrsOf, agentProblems, CONVERGE_MS, crashKeepalived, delNfPod, FailoverTimes, Keepalived, macOf, measureFailover, neighMac, NfPod,
-  destroyChecked, nodeLeftovers, pingOnce, rootSnapshot, SEEN_MS, startAgent, startKeepalived, vipOwner, VrrpOptions, waitUntil,
+  destroyChecked, settledLeftovers, pingOnce, rootSnapshot, SEEN_MS, startAgent, startKeepalived, vipOwner, VrrpOptions, waitUntil,
 } from './nf';
 
 jest.setTimeout(300_000);
@@ -116,7 +116,7 @@ describe('keepalived VRRP pair across nodes over a podlegs leg', () => {
     await ka.nf2.proc.kill();
     await delNfPod(l, nf2);
     await delNfPod(l, client);
-    expect(await nodeLeftovers(l)).toEqual([]);
+    expect(await settledLeftovers(l)).toEqual([]);
     for (const a of agents) {
       await a.kill();
       expect(agentProblems(a)).toEqual([]);

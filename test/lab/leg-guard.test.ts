@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { Lab, LabPod, LabProcess } from './lab';
 import {
   addNfPod, agentProblems, checkPodlegs, CONVERGE_MS, crashKeepalived, delNfPod, Keepalived, macOf, neighMac, NfPod,
-  destroyChecked, nodeLeftovers, pingOnce, rootSnapshot, SEEN_MS, sleep, startAgent, waitUntil, addrsOf,
+  destroyChecked, settledLeftovers, pingOnce, rootSnapshot, SEEN_MS, sleep, startAgent, waitUntil, addrsOf,
 } from './nf';
 import { arpFrame, markerFrame, sendFrames } from './frames';
 import { hostVethName } from '../../overlay/names';
@@ -208,7 +208,7 @@ describe('leg guard: VRRP passes, spoofing does not', () => {
   test('DEL leaves nothing of the guard behind', async () => {
     const l = get();
     for (const p of [nf1, nf2, client, mallory]) await delNfPod(l, p);
-    expect(await nodeLeftovers(l)).toEqual([]);
+    expect(await settledLeftovers(l)).toEqual([]);
     for (const n of l.nodes) {
       const q = await l.sh('tc -s qdisc show; tc filter show', { netns: n.nsName });
       expect(q.stdout).not.toMatch(/clsact|bpf/);

@@ -16,7 +16,7 @@
 import { Lab, LabNode, LabProcess } from './lab';
 import {
   addNfPod, agentProblems, capture, checkPodlegs, CONVERGE_MS, delNfPod, floodDsts, linkNames, macOf, mcastListener, mcastSend, NfPod,
-  destroyChecked, nodeLeftovers, rootSnapshot, SEEN_MS, sleep, startAgent, waitUntil,
+  destroyChecked, settledLeftovers, rootSnapshot, SEEN_MS, sleep, startAgent, waitUntil,
 } from './nf';
 
 jest.setTimeout(300_000);
@@ -214,7 +214,7 @@ describe('multi-node lab: VXLAN legs across 4 nodes with agents', () => {
       const again = await l.chain(p.pod, 'DEL', p.conf);
       expect(again).toEqual(expect.objectContaining({ code: 0, stdout: '' }));
     }
-    expect(await nodeLeftovers(l)).toEqual([]);
+    expect(await settledLeftovers(l)).toEqual([]);
     for (const a of agents) {
       expect(a.running()).toBe(true); // survived the whole run
       await a.kill();

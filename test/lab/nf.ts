@@ -71,12 +71,29 @@ export async function delNfPod(lab: Lab, p: NfPod): Promise<void> {
   if (r.code !== 0) throw new Error(`DEL ${p.pod.name} failed (${r.code}): ${r.stdout}${r.stderr}`);
 }
 
+/**
+ * Lab agents' grace period for segments left without legs: short, so a "nothing left" check
+ * after a DEL the agent served waits briefly for the agent to remove them (the rule with its
+ * default length is tested in test/lab/agent.test.ts).
+ */
+export const LAB_GRACE_S = 1;
+
+/**
+ * What is left on the lab's nodes once the agents' grace period for emptied segments has
+ * passed: polls until nothing is (generous bound), then returns what it last saw.
+ */
+export async function settledLeftovers(lab: Lab): Promise<string[]> {
+  let left: string[] = [];
+  await waitUntil('agents removed emptied segments', async () => (left = await nodeLeftovers(lab)).length === 0, CONVERGE_MS).catch(() => undefined);
+  return left;
+}
+
 /** Starts `podlegs agent` in the node's netns (logs to its stderr) and waits for "agent started". */
 /** graceSeconds: the agent's gracePeriodSeconds (segments the calls it serves leave empty go this long after). */
 export async function startAgent(lab: Lab, node: LabNode, o: { resyncMs?: number; graceSeconds?: number } = {}): Promise<LabProcess> {
   const file = path.join(node.dir, 'agent.json');
   const conf = nodeConfig(lab, node, undefined, 'info');
-  if (o.graceSeconds !== undefined) conf.agent = { ...(conf.agent as object), gracePeriodSeconds: o.graceSeconds };
+  conf.agent = { ...(conf.agent as object), gracePeriodSeconds: o.graceSeconds ?? LAB_GRACE_S };
   writeFileSync(file, JSON.stringify(conf, null, 1));
   const env: Record<string, string> = { NODE_NAME: node.name };
   if (o.resyncMs !== undefined) env.PODLEGS_RESYNC_MS = String(o.resyncMs);
