@@ -39,6 +39,11 @@ export function planTrunkLeg(conf: PluginConf, env: CniEnv, l: LegConf, limit: M
     return { vid: v.vid, network: v.network, vni: n.vni, hostIf: trunkVlanName(hostIf, v.vid), mtu: Math.min(n.mtu ?? limit.max, mtu), ...guardOf(l, n) };
   });
   const nativeNet = t.nativeNetwork ? net(t.nativeNetwork) : undefined;
+  // Untagged frames pass the trunk's VLAN filter unguarded: refuse rather than attach a leg
+  // whose config says "enforce" while nothing enforces it.
+  if (nativeNet && guardOf(l, nativeNet).guard) {
+    throw invalidConfig(`leg ${l.interface}: the native network ${t.nativeNetwork} of trunk network ${t.name} has security mode "enforce", which is not supported for a trunk's untagged frames; carry that network on a VLAN, or give this leg "security": {"mode": "off"}`);
+  }
   return {
     network: t.name, vni: nativeNet?.vni ?? 0, ifname: l.interface, hostIf, mtu, ips: l.ips ?? [],
     ...(l.mac ? { mac: l.mac } : {}),

@@ -152,3 +152,14 @@ describe('planTrunkEdits: every running trunk leg of a changed network', () => {
       .toEqual([['c1', 'network "c" is attached twice'], ['c2', [30]]]);
   });
 });
+
+describe('a trunk whose native network asks for the leg guard', () => {
+  const guarded = { m: { vni: 300, security: { mode: 'enforce' } } };
+  it('is refused at planning (before any kernel change), naming the network and the way out', () => {
+    expect(refusal(() => planTrunkLeg(conf([v10], { nativeNetwork: 'm' }, guarded), env, { network: 'tr', interface: 'net1', trunk: true }, limit)))
+      .toMatch(/^7 leg net1: the native network m of trunk network tr has security mode "enforce".*"mode": "off"/);
+  });
+  it('is planned when the guard is off for the native network', () => {
+    expect(planTrunkLeg(conf([v10], { nativeNetwork: 'm' }), env, { network: 'tr', interface: 'net1', trunk: true }, limit).trunk?.native).toEqual({ network: 'm', vni: 300 });
+  });
+});
