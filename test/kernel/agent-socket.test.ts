@@ -268,18 +268,23 @@ describe('agent down, killed, hung', () => {
     expect((await nodeState(node)).links).toEqual([]);
   });
 
-  test('SIGKILL of the agent while it serves an ADD: code 11 at once, DEL cleans up, the next ADD works', async () => {
-    agent = await startAgent(node); // replaces the stale socket
-    const legs = [...LEGS, { network: 's', interface: 'net3' }];
+  /** Starts an ADD whose IPAM child hangs; resolves once the agent is inside it (the child wrote its PID). */
+  const slowIpamAdd = async (legs: Json[]): Promise<{ pending: ReturnType<typeof call>; ipamPid: number }> => {
     fs.writeFileSync(path.join(slowDir, 'slow'), '');
     const pending = call('ADD', pod, conf(legs));
-    // The agent is inside the ADD once its IPAM child has written its PID.
     let ipamPid = 0;
     for (let i = 0; i < 600 && !ipamPid; i++) {
       await sleep(50);
       ipamPid = Number(fs.readFileSync(path.join(slowDir, 'slow'), 'utf8').trim() || 0);
     }
     expect(ipamPid).toBeGreaterThan(0);
+    return { pending, ipamPid };
+  };
+
+  test('SIGKILL of the agent while it serves an ADD: code 11 at once, DEL cleans up, the next ADD works', async () => {
+    agent = await startAgent(node); // replaces the stale socket
+    const legs = [...LEGS, { network: 's', interface: 'net3' }];
+    const { pending, ipamPid } = await slowIpamAdd(legs);
     const t0 = Date.now();
     process.kill(agent.pid, 'SIGKILL');
     await agent.exited;
@@ -308,14 +313,7 @@ describe('agent down, killed, hung', () => {
 
   test('an ADD whose IPAM plugin hangs does not stall the agent: meanwhile it follows a member joining on another node', async () => {
     const legs = [...LEGS, { network: 's', interface: 'net3' }];
-    fs.writeFileSync(path.join(slowDir, 'slow'), '');
-    const pending = call('ADD', pod, conf(legs));
-    let ipamPid = 0;
-    for (let i = 0; i < 600 && !ipamPid; i++) {
-      await sleep(50);
-      ipamPid = Number(fs.readFileSync(path.join(slowDir, 'slow'), 'utf8').trim() || 0);
-    }
-    expect(ipamPid).toBeGreaterThan(0);
+    const { pending, ipamPid } = await slowIpamAdd(legs);
     const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
     const remote = await lab.addPod(other, 'remote');
     const remoteConf = entry(other, noAgent(other), [{ network: 'a', interface: 'net1', ips: ['10.100.0.7/24'] }]);
