@@ -2,7 +2,7 @@
 // a CNI call goes to the node agent; only when no agent takes it, or for the CLI, does the
 // loader run the bundle (runBundle), handing over the stdin already read.
 import { serveThroughAgent } from './client';
-import { handOver, isCniCall, readStdin } from './protocol';
+import { answerAndExit, handOver, isCniCall, readStdin } from './protocol';
 
 declare function runBundle(): void; // scripts/loader.js
 
@@ -14,8 +14,7 @@ async function thinClient(): Promise<void> {
     handOver(stdin);
     return runBundle();
   }
-  process.stdout.write(out.stdout);
-  process.exitCode = out.exitCode;
+  answerAndExit(out.stdout, out.exitCode);
 }
 
 thinClient().catch((e: unknown) => {

@@ -57,18 +57,55 @@ export function takeHandoff(): string | undefined {
   return typeof s === 'string' ? s : undefined;
 }
 
-/** Reads stdin up to one byte past MAX_STDIN (the rest is dropped, loadConf says it is too large). */
+/**
+ * Reads stdin up to one byte past MAX_STDIN (the rest is read and dropped, loadConf says it is
+ * too large). Synchronously first: process.stdin builds a stream (and loads net/tty for it),
+ * ~4.5 ms of every CNI call; a runtime's stdin is a pipe or file that a blocking read drains
+ * at once. A stdin that is non-blocking (EAGAIN) or refuses read(2) continues as a stream,
+ * after what was read already.
+ */
 export function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const keep = (c: Buffer): void => {
+    if (size <= MAX_STDIN) chunks.push(c);
+    size += c.length;
+  };
+  const text = (): string => Buffer.concat(chunks).subarray(0, MAX_STDIN + 1).toString();
+  try {
+    for (;;) {
+      const buf = Buffer.allocUnsafe(65536);
+      const n = fs.readSync(0, buf, 0, buf.length, null);
+      if (n === 0) return Promise.resolve(text());
+      keep(buf.subarray(0, n));
+    }
+  } catch {
+    // EAGAIN (non-blocking pipe), EISDIR, EBADF...: the stream below reads (or reports) it as before.
+  }
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    process.stdin.on('data', (c: Buffer) => {
-      if (size <= MAX_STDIN) chunks.push(c);
-      size += c.length;
-    });
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks).subarray(0, MAX_STDIN + 1).toString()));
+    process.stdin.on('data', keep);
+    process.stdin.on('end', () => resolve(text()));
     process.stdin.on('error', reject);
   });
+}
+
+/**
+ * Writes the answer to stdout and exits at once: a pipe or file takes a blocking write in
+ * full, and exiting here skips the event loop's wind-down (the thin client has nothing left
+ * to do). A non-blocking stdout (EAGAIN) or one that fails gets the rest through the stream,
+ * and the process exits when node is done with it, as before.
+ */
+export function answerAndExit(stdout: string, exitCode: number): void {
+  const buf = Buffer.from(stdout);
+  let off = 0;
+  try {
+    while (off < buf.length) off += fs.writeSync(1, buf, off, buf.length - off);
+  } catch {
+    process.stdout.write(buf.subarray(off));
+    process.exitCode = exitCode;
+    return;
+  }
+  process.exit(exitCode);
 }
 
 /** A runtime sets CNI_COMMAND; one that set other CNI_* variables but not it gets a CNI error, not the CLI. */
