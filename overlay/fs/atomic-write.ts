@@ -1,6 +1,7 @@
 // The one way podlegs replaces a file: readers see the old content or the new one, never a
 // partial file, and the new content survives a power loss once this returns.
 import * as fs from 'fs';
+import * as fsp from 'fs/promises';
 import * as path from 'path';
 
 export interface AtomicWriteOptions {
@@ -48,6 +49,33 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644, opt
   if (opts.durableRename !== false) fsyncDir(dir);
 }
 
+/**
+ * writeFileAtomic off the main thread (libuv's threadpool), same steps and guarantees once it
+ * resolves: the caller's thread goes on (an ADD programs its next leg) while the disk syncs.
+ * A caller that must know the file is there (or removes it again) awaits it first.
+ */
+export async function writeFileAtomicAsync(file: string, content: string, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
+  const dir = path.dirname(file);
+  await fsp.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `${tempPrefix(file)}${tmpTag()}.tmp`);
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+    await fh.writeFile(content);
+    await fh.chmod(mode); // the umask must not narrow or the caller's mode is not what it asked
+    await fh.sync();
+    const closing = fh;
+    fh = undefined;
+    await closing.close();
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    if (fh !== undefined) await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  if (opts.durableRename !== false) await fsyncDirAsync(dir);
+}
+
 /** Every temp file of `file` starts with this (its directory's readers skip dot files). */
 const tempPrefix = (file: string): string => `.${path.basename(file)}.`;
 
@@ -85,5 +113,17 @@ function fsyncDir(dir: string): void {
     // Best effort: not every filesystem allows fsync of a directory.
   } finally {
     if (dfd !== undefined) fs.closeSync(dfd);
+  }
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Best effort, as fsyncDir.
+  } finally {
+    await fh?.close().catch(() => undefined);
   }
 }

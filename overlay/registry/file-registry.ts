@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { getSystemErrorName } from 'util';
-import { removeFileAndTemps, writeFileAtomic } from '../fs/atomic-write';
+import { removeFileAndTemps, writeFileAtomic, writeFileAtomicAsync } from '../fs/atomic-write';
 import { loadAddon } from '../kernel/netns';
 import { Member, MemberProblem, MembershipSource, parseMember, WatchHint } from './member';
 
@@ -47,13 +47,21 @@ export class FileRegistry implements MembershipSource {
    * for durability either. The entry's content is fsynced: readers never see a torn one.
    */
   register(m: Member): void {
-    const dir = this.vniDir(m.vni);
-    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m), 0o644, { durableRename: false });
+    writeFileAtomic(this.entryFile(m), JSON.stringify(m), 0o644, { durableRename: false });
+  }
+
+  /** register, its file written off the main thread: the entry is there once this resolves. */
+  registerAsync(m: Member): Promise<void> {
+    return writeFileAtomicAsync(this.entryFile(m), JSON.stringify(m), 0o644, { durableRename: false });
+  }
+
+  private entryFile(m: Pick<Member, 'vni' | 'vtep' | 'owner'>): string {
+    return path.join(this.vniDir(m.vni), fileName(m));
   }
 
   /** Removes a member (and a temp file its killed writer left); false when it was not registered. */
   unregister(m: Pick<Member, 'vni' | 'vtep' | 'owner'>): boolean {
-    return removeFileAndTemps(path.join(this.vniDir(m.vni), fileName(m)));
+    return removeFileAndTemps(this.entryFile(m));
   }
 
   /** Members of the given VNIs (all when omitted); unreadable entries are reported, not returned. */

@@ -98,6 +98,14 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
   state.legs = [...before, ...legs];
   const save = (): void => writeState(conf.stateDir, state);
   save();
+  // Registry entries are written off the main thread while the next legs are made (each one is
+  // an fsync); all of them are there before the FDB converges, and before a rollback unregisters.
+  const registering: Promise<void>[] = [];
+  let registerError: unknown;
+  const registered = async (): Promise<void> => {
+    await Promise.all(registering);
+    if (registerError !== undefined) throw registerError;
+  };
   try {
     const registry = fileRegistry(state.registry);
     const attached: AttachedLegs = { ips: new Map(), routes: [], ms: { legsMs: 0, fdbMs: 0 } };
@@ -126,10 +134,12 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
       if (leg.guard) await guardAccessLeg(node, pod, host.index, leg); // before the pod side goes up
       const link = await configurePodSide(pod, leg.ifname, leg.ips, legRoutes);
       leg.mac = link.mac;
-      registry?.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
+      const entry = registry?.registerAsync({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
+      if (entry) registering.push(entry.catch((e: unknown) => { registerError ??= e; }));
       attached.ips.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
       attached.routes.push(...legRoutes);
     }
+    await registered();
     const t1 = performance.now();
     // The FDB of the new legs' segments, by the node's one writer (the agent serving the call, or this process).
     if (legs.length) {
@@ -147,6 +157,7 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
     return attached;
   } catch (e) {
     log.warn('attaching legs failed, rolling back', { legs: legs.map((l) => l.ifname), error: (e as Error).message });
+    await registered().catch(() => undefined); // an entry written after its unregister would stay
     await teardown(node, { ...state, legs }, env, log, writer).catch(() => undefined);
     state.legs = before;
     save();
