@@ -1,7 +1,6 @@
 // The one way podlegs replaces a file: readers see the old content or the new one, never a
 // partial file, and the new content survives a power loss once this returns.
 import * as fs from 'fs';
-import * as fsp from 'fs/promises';
 import * as path from 'path';
 
 export interface AtomicWriteOptions {
@@ -50,30 +49,47 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644, opt
 }
 
 /**
- * writeFileAtomic off the main thread (libuv's threadpool), same steps and guarantees once it
- * resolves: the caller's thread goes on (an ADD programs its next leg) while the disk syncs.
- * A caller that must know the file is there (or removes it again) awaits it first.
+ * writeFileAtomic with its fsync off the main thread (libuv's threadpool), same steps and
+ * guarantees once it resolves: the caller goes on (an ADD programs its next leg) while the
+ * disk syncs. Only the fsync is a threadpool hop: each hop waits for the caller's event loop,
+ * so a chain of them would take as long as the work it should overlap. A caller that must
+ * know the file is there (or removes it again) awaits it first.
  */
-export async function writeFileAtomicAsync(file: string, content: string, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
+export function writeFileAtomicAsync(file: string, content: string, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
   const dir = path.dirname(file);
-  await fsp.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `${tempPrefix(file)}${tmpTag()}.tmp`);
-  let fh: fsp.FileHandle | undefined;
+  let tmp: string | undefined;
+  let fd: number | undefined;
+  const cleanUp = (): void => {
+    if (fd !== undefined) fs.closeSync(fd);
+    if (tmp !== undefined) fs.rmSync(tmp, { force: true });
+  };
   try {
-    fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
-    await fh.writeFile(content);
-    await fh.chmod(mode); // the umask must not narrow or the caller's mode is not what it asked
-    await fh.sync();
-    const closing = fh;
-    fh = undefined;
-    await closing.close();
-    await fsp.rename(tmp, file);
+    fs.mkdirSync(dir, { recursive: true });
+    tmp = path.join(dir, `${tempPrefix(file)}${tmpTag()}.tmp`);
+    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+    fs.writeFileSync(fd, content);
+    fs.fchmodSync(fd, mode); // as writeFileAtomic
   } catch (e) {
-    if (fh !== undefined) await fh.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
-    throw e;
+    cleanUp();
+    return Promise.reject(e);
   }
-  if (opts.durableRename !== false) await fsyncDirAsync(dir);
+  const [t, f] = [tmp, fd];
+  return new Promise<void>((resolve, reject) => {
+    fs.fsync(f, (err) => {
+      try {
+        if (err) throw err;
+        fd = undefined;
+        fs.closeSync(f);
+        fs.renameSync(t, file);
+      } catch (e) {
+        cleanUp();
+        reject(e);
+        return;
+      }
+      if (opts.durableRename !== false) fsyncDir(dir);
+      resolve();
+    });
+  });
 }
 
 /** Every temp file of `file` starts with this (its directory's readers skip dot files). */
@@ -113,17 +129,5 @@ function fsyncDir(dir: string): void {
     // Best effort: not every filesystem allows fsync of a directory.
   } finally {
     if (dfd !== undefined) fs.closeSync(dfd);
-  }
-}
-
-async function fsyncDirAsync(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Best effort, as fsyncDir.
-  } finally {
-    await fh?.close().catch(() => undefined);
   }
 }

@@ -98,8 +98,9 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
   state.legs = [...before, ...legs];
   const save = (): void => writeState(conf.stateDir, state);
   save();
-  // Registry entries are written off the main thread while the next legs are made (each one is
-  // an fsync); all of them are there before the FDB converges, and before a rollback unregisters.
+  // Registry entries are written off the main thread (each one is an fsync) while the next legs,
+  // the FDB (remote members only) and the commit are made; all of them are there before the
+  // state says complete, and before a rollback unregisters.
   const registering: Promise<void>[] = [];
   let registerError: unknown;
   const registered = async (): Promise<void> => {
@@ -139,7 +140,6 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
       attached.ips.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
       attached.routes.push(...legRoutes);
     }
-    await registered();
     const t1 = performance.now();
     // The FDB of the new legs' segments, by the node's one writer (the agent serving the call, or this process).
     if (legs.length) {
@@ -149,6 +149,7 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
     const round = (x: number): number => Math.round(x * 100) / 100;
     attached.ms = { legsMs: round(t1 - t0), fdbMs: round(performance.now() - t1) };
     await commit?.(attached);
+    await registered();
     for (const l of legs) delete l.pending;
     // The plan (legs pending) written before the first kernel change is durable; should a crash
     // undo this rename, DEL and detach still find that plan and undo all of it (after a crash
