@@ -171,12 +171,10 @@ try {
       || !tmpl.includes(CLIENT_LINE)) {
       throw new Error('scripts/loader.js: the BUNDLE/CACHE/PODLEGS-CNI-CLIENT lines build.mjs fills in are not there');
     }
-    // One executable file: the loader, then the bundle inside a block comment (so node only
-    // scans it: pre-parsing 0.5 MB of code would cost ~25 ms); "*/" in the bundle is stored
-    // as "*\0/" and restored by the loader (see scripts/loader.js).
-    const code = `//podlegs-bundle ${id}\n${text.slice(first.length)}`;
-    if (code.includes('*\0/')) throw new Error('bundle contains the "*\\0/" escape sequence');
-    writeFileSync(join(stage, basename(outfile)), `${loader.trimEnd()}\n/*PODLEGS-BUNDLE\n${code.split('*/').join('*\0/')}\nPODLEGS-BUNDLE-END*/\n`, { mode: 0o755 });
+    // The loader reads the bundle as latin1 (the cheapest decode): it must be ASCII, which
+    // esbuild's default charset guarantees by escaping everything else.
+    if (/[^\x00-\x7f]/.test(text)) throw new Error(`${bundle} is not ASCII (the loader reads it as latin1)`);
+    writeFileSync(join(stage, basename(outfile)), `${loader.trimEnd()}\n`, { mode: 0o755 });
     chmodSync(join(stage, basename(outfile)), 0o755);
   }
 
@@ -213,8 +211,7 @@ try {
   // Whatever happened to the cache, the loader and bundle must answer a CNI VERSION.
   if (!bundleOnly) smokeTest(join(stage, basename(outfile)));
 
-  // The bundle as a file of its own only with --bundle-only, or for the profiler (--sourcemap).
-  const order = [...natives.map(([, n]) => n), 'podlegs-kubeauth.js', ...(bundleOnly || sourcemap ? [bundleName] : []), ...(sourcemap ? [`${bundleName}.map`] : []), cacheName,
+  const order = [...natives.map(([, n]) => n), 'podlegs-kubeauth.js', bundleName, ...(sourcemap ? [`${bundleName}.map`] : []), cacheName,
     ...(bundleOnly ? [] : [basename(outfile)])];
   for (const name of order) {
     if (existsSync(join(stage, name))) renameSync(join(stage, name), join(outdir, name));

@@ -13,6 +13,13 @@ export interface AtomicWriteOptions {
    * journal commit (~1 ms, more on a busy disk) per write.
    */
   durableRename?: boolean;
+  /**
+   * false (implies durableRename false): no fsync at all. Atomic against a crash of the
+   * writer (readers see the old or the new file), not against a power loss, after which the
+   * file may be empty or torn. Only for entries that describe kernel objects a node crash
+   * removes anyway, whose readers skip an unreadable entry and whose removal goes by name.
+   */
+  syncContent?: boolean;
 }
 
 /**
@@ -36,7 +43,7 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644, opt
     fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
     fs.writeFileSync(fd, content);
     fs.fchmodSync(fd, mode); // the umask must not narrow or the caller's mode is not what it asked
-    fs.fsyncSync(fd);
+    if (opts.syncContent !== false) fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
     fs.renameSync(tmp, file);
@@ -45,7 +52,7 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644, opt
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  if (opts.durableRename !== false) fsyncDir(dir);
+  if (opts.durableRename !== false && opts.syncContent !== false) fsyncDir(dir);
 }
 
 /** Every temp file of `file` starts with this (its directory's readers skip dot files). */

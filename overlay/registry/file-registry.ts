@@ -42,13 +42,14 @@ export class FileRegistry implements MembershipSource {
   }
 
   /**
-   * Writes a member's entry. Its rename is not made durable (no directory fsync): a crash of
-   * this node that loses it also removed the leg it describes, and unregister never waits
-   * for durability either. The entry's content is fsynced: readers never see a torn one.
+   * Writes a member's entry, atomically but without fsync: a crash of this node that loses
+   * or tears it also removed the leg it describes; readers report a torn entry and skip it,
+   * and the old sandbox's DEL (or GC) removes it by name. Unregister never waits for
+   * durability either. Writers that crash (not the node) leave the old or the new entry.
    */
   register(m: Member): void {
     const dir = this.vniDir(m.vni);
-    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m), 0o644, { durableRename: false });
+    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m), 0o644, { syncContent: false });
   }
 
   /** Removes a member (and a temp file its killed writer left); false when it was not registered. */

@@ -2,6 +2,7 @@
 // more leg on a running attachment (hot-plug in Kubernetes mode, `podlegs attach`). The state
 // file stays the single record DEL reads: the new legs go into it, marked pending, before the
 // first kernel change; they are committed, or torn down again and dropped from it.
+import { monotonicMs } from '../../overlay/clock';
 import { Kernel, LinkInfo } from '../../overlay/kernel/kernel';
 import { netnsId } from '../../overlay/kernel/netns';
 import { ensureSegment } from '../../overlay/segment';
@@ -101,7 +102,7 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
   try {
     const registry = fileRegistry(state.registry);
     const attached: AttachedLegs = { ips: new Map(), routes: [], ms: { legsMs: 0, fdbMs: 0 } };
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     const fresh = new Set<number>(); // VNIs whose segment this attach created or replaced
     for (const leg of legs) {
       if (leg.trunk) {
@@ -130,14 +131,14 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
       attached.ips.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
       attached.routes.push(...legRoutes);
     }
-    const t1 = performance.now();
+    const t1 = monotonicMs();
     // The FDB of the new legs' segments, by the node's one writer (the agent serving the call, or this process).
     if (legs.length) {
       const f = await writer.converge(node, { vnis: new Set(legs.flatMap(legVnis)), fresh, vtep: u.vtep, members: registry });
       if (f.problems.length) log.warn('FDB not fully written at attach (the agent repairs it)', { by: writer.by, problems: f.problems });
     }
     const round = (x: number): number => Math.round(x * 100) / 100;
-    attached.ms = { legsMs: round(t1 - t0), fdbMs: round(performance.now() - t1) };
+    attached.ms = { legsMs: round(t1 - t0), fdbMs: round(monotonicMs() - t1) };
     await commit?.(attached);
     for (const l of legs) delete l.pending;
     // The plan (legs pending) written before the first kernel change is durable; should a crash
