@@ -5,6 +5,7 @@ import * as ipaddr from 'ipaddr.js';
 import type { RtNetlinkSocket } from 'netlink';
 import { createNetlink, NetlinkSocket } from 'netlink/dist/netlink';
 import { encode, decode, u8, u16be, u32, str, cstr, Nla } from './nla';
+import { parseCidr } from '../ip/cidr';
 import { toKernelError, isNotFound, isExists, KernelError } from './errors';
 import { inNetns } from './netns';
 
@@ -418,7 +419,7 @@ export class Kernel {
 
   /** Adds addr/prefix to a link; an identical address already present is fine. */
   async addAddress(index: number, cidr: string): Promise<void> {
-    const [ip, len] = ipaddr.parseCIDR(cidr);
+    const [ip, len] = parseCidr(cidr);
     const bytes = Buffer.from(ip.toByteArray());
     const family = ip.kind() === 'ipv4' ? AF_INET : AF_INET6;
     const hdr = Buffer.alloc(8);
@@ -449,7 +450,7 @@ export class Kernel {
 
   /** Adds a unicast route in the main table (idempotent). */
   async addRoute(dst: string, opts: { gateway?: string; oif?: number }): Promise<void> {
-    const [ip, len] = ipaddr.parseCIDR(dst);
+    const [ip, len] = parseCidr(dst);
     const family = ip.kind() === 'ipv4' ? AF_INET : AF_INET6;
     const attrs: Record<string, unknown> = { dst: Buffer.from(ip.toByteArray()) };
     if (opts.gateway) attrs.gateway = ipToBuffer(opts.gateway);
