@@ -21,6 +21,7 @@
 // its qdisc's drops are the guard's drops.
 import type { BpfInsn } from './kernel/kernel';
 import * as ipaddr from 'ipaddr.js';
+import { parseCidr } from './ip/cidr';
 
 export interface GuardRules {
   /** Source MACs allowed: lower-case aa:bb:cc:dd:ee:ff. */
@@ -95,7 +96,7 @@ function macBlock(at: number, macs: string[], ok: string): Line[] {
 
 /** The 32-bit words of a prefix with their masks (only words the prefix covers). */
 function prefixWords(p: string): { word: number; mask: number; value: number }[] {
-  const [ip, len] = p.includes('/') ? ipaddr.parseCIDR(p) : [ipaddr.parse(p), ipaddr.parse(p).kind() === 'ipv4' ? 32 : 128];
+  const [ip, len] = p.includes('/') ? parseCidr(p) : [ipaddr.parse(p), ipaddr.parse(p).kind() === 'ipv4' ? 32 : 128];
   const bytes = ip.toByteArray();
   const out: { word: number; mask: number; value: number }[] = [];
   for (let w = 0; w * 32 < len; w++) {

@@ -69,29 +69,6 @@ const netlinkBinding = {
   },
 };
 
-// netlink's index also loads its nl80211 (240 KB of tables), generic-netlink and WireGuard
-// modules, which podlegs never uses (overlay/kernel/kernel.ts speaks rtnetlink only); every
-// plugin start paid ~20 ms to parse and run them. The bundle gets the index without them;
-// touching one of their exports throws an error that says so, rather than being undefined.
-const netlinkRtOnly = {
-  name: 'netlink-rt-only',
-  setup(b) {
-    b.onLoad({ filter: /node_modules[\\/]netlink[\\/]dist[\\/]index\.js$/ }, (a) => {
-      const dist = dirname(a.path);
-      const unused = ['genl', 'nl80211', 'wg'];
-      const names = new Set(unused);
-      for (const m of unused) {
-        for (const [, n] of readFileSync(join(dist, m, `${m}.js`), 'utf8').matchAll(/^exports\.(\w+) = /gm)) names.add(n);
-      }
-      const kept = readFileSync(a.path, 'utf8').split('\n').filter((l) =>
-        !/require\("\.\/(genl|nl80211|wg)\//.test(l) && !/^exports\.(genl|nl80211|wg) = (genl|nl80211|wg);$/.test(l));
-      const guard = `for (const n of ${JSON.stringify([...names])}) Object.defineProperty(exports, n, { configurable: true, get() { `
-        + 'throw new Error(`netlink.${n} is not in the podlegs bundle (rtnetlink only, see scripts/build.mjs)`); } });';
-      return { contents: `${kept.join('\n')}\n${guard}\n`, loader: 'js' };
-    });
-  },
-};
-
 // winston's level table (logform/levels) loads logform's colorizer, which loads @colors/colors
 // and with it node's tty module and a terminal probe: ~5 ms of every CNI call that logs, for
 // colours podlegs never uses (JSON lines to a file). The colorizer gets @colors/colors behind a
@@ -146,7 +123,7 @@ try {
     minify: true,
     legalComments: 'none',
     banner: { js: bundleOnly ? '#!/usr/bin/env node' : `//podlegs-bundle ${ID0}` },
-    plugins: [netlinkBinding, netlinkRtOnly, lazyColors],
+    plugins: [netlinkBinding, lazyColors],
     define: leanDeps,
     logLevel: 'warning',
     sourcemap: sourcemap ? 'external' : false,
@@ -171,12 +148,10 @@ try {
       || !tmpl.includes(CLIENT_LINE)) {
       throw new Error('scripts/loader.js: the BUNDLE/CACHE/PODLEGS-CNI-CLIENT lines build.mjs fills in are not there');
     }
-    // One executable file: the loader, then the bundle inside a block comment (so node only
-    // scans it: pre-parsing 0.5 MB of code would cost ~25 ms); "*/" in the bundle is stored
-    // as "*\0/" and restored by the loader (see scripts/loader.js).
-    const code = `//podlegs-bundle ${id}\n${text.slice(first.length)}`;
-    if (code.includes('*\0/')) throw new Error('bundle contains the "*\\0/" escape sequence');
-    writeFileSync(join(stage, basename(outfile)), `${loader.trimEnd()}\n/*PODLEGS-BUNDLE\n${code.split('*/').join('*\0/')}\nPODLEGS-BUNDLE-END*/\n`, { mode: 0o755 });
+    // The loader reads the bundle as latin1 (the cheapest decode): it must be ASCII, which
+    // esbuild's default charset guarantees by escaping everything else.
+    if (/[^\x00-\x7f]/.test(text)) throw new Error(`${bundle} is not ASCII (the loader reads it as latin1)`);
+    writeFileSync(join(stage, basename(outfile)), `${loader.trimEnd()}\n`, { mode: 0o755 });
     chmodSync(join(stage, basename(outfile)), 0o755);
   }
 
@@ -213,8 +188,7 @@ try {
   // Whatever happened to the cache, the loader and bundle must answer a CNI VERSION.
   if (!bundleOnly) smokeTest(join(stage, basename(outfile)));
 
-  // The bundle as a file of its own only with --bundle-only, or for the profiler (--sourcemap).
-  const order = [...natives.map(([, n]) => n), 'podlegs-kubeauth.js', ...(bundleOnly || sourcemap ? [bundleName] : []), ...(sourcemap ? [`${bundleName}.map`] : []), cacheName,
+  const order = [...natives.map(([, n]) => n), 'podlegs-kubeauth.js', bundleName, ...(sourcemap ? [`${bundleName}.map`] : []), cacheName,
     ...(bundleOnly ? [] : [basename(outfile)])];
   for (const name of order) {
     if (existsSync(join(stage, name))) renameSync(join(stage, name), join(outdir, name));

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// dist/podlegs: this loader, then the bundle itself in a block comment (node only scans a
-// comment; pre-parsing 0.5 MB of code would cost ~25 ms): one executable file. The loader runs the bundle with the V8 code cache made
-// for it at build time (podlegs.jsc, beside), so that a CNI call neither compiles the 0.5 MB
-// bundle nor, for the functions the build's training runs executed, compiles them lazily on
-// first call. Without the cache everything still works, only slower.
-// scripts/build.mjs appends the bundle and fills in the names below. Plain CommonJS on
-// purpose (no bundling, no TypeScript): it is the only code node compiles itself.
+// dist/podlegs: this loader and the thin client, a few KB. The bundle is podlegs.js beside it
+// (not inside this file: node reads and scans all of its main script before running a line,
+// ~2-3 ms for 0.6 MB even as a comment, which every call the agent serves would pay). The
+// loader runs the bundle with the V8 code cache made for it at build time (podlegs.jsc,
+// beside), so that a CNI call neither compiles the 0.6 MB bundle nor, for the functions the
+// build's training runs executed, compiles them lazily on first call. Without the cache
+// everything still works, only slower.
+// scripts/build.mjs fills in the names below. Plain CommonJS on purpose (no bundling, no
+// TypeScript): it is the only code node compiles itself.
 //
 // The bundle runs as a CommonJS module of its own path: require resolves from it and
 // __filename/__dirname are its, so the natives beside it (netlink.node, podlegs_netns.node)
@@ -31,19 +33,17 @@ function runBundle() {
   const CACHE = 'podlegs.jsc';
   const MAGIC = 'podlegs-code-cache 1';
 
-  const file = __filename;
-  const self = fs.readFileSync(file, 'utf8');
-  const START = '\n/*PODLEGS-BUNDLE\n';
-  const at = self.indexOf(START);
-  const end = self.lastIndexOf('\nPODLEGS-BUNDLE-END*/');
-  if (at < 0 || end < at) {
-    const msg = `podlegs: ${file} carries no bundle (build it with scripts/build.mjs)`;
+  const file = path.join(__dirname, BUNDLE);
+  let body;
+  try {
+    // ASCII (esbuild escapes the rest; build.mjs checks): latin1 is the cheapest decode.
+    body = fs.readFileSync(file, 'latin1');
+  } catch (e) {
+    const msg = `podlegs: cannot read the bundle ${file} (${e.code ?? e.message}): copy it beside ${__filename} (npm run build makes both)`;
     if (process.env.CNI_COMMAND) process.stdout.write(`${JSON.stringify({ cniVersion: '1.0.0', code: 5, msg })}\n`);
     else process.stderr.write(`${msg}\n`);
     process.exit(1);
   }
-  // build.mjs stored "*/" of the bundle as "*\0/" so the comment holds.
-  const body = self.slice(at + START.length, end).split('*\0/').join('*/');
 
   // First line of the bundle: "//podlegs-bundle <id>". A cache header: MAGIC, id, node version
   // and arch, then a newline and V8's data.

@@ -13,6 +13,13 @@ export interface AtomicWriteOptions {
    * journal commit (~1 ms, more on a busy disk) per write.
    */
   durableRename?: boolean;
+  /**
+   * false (implies durableRename false): no fsync at all. Atomic against a crash of the
+   * writer (readers see the old or the new file), not against a power loss, after which the
+   * file may be empty or torn. Only for entries that describe kernel objects a node crash
+   * removes anyway, whose readers skip an unreadable entry and whose removal goes by name.
+   */
+  syncContent?: boolean;
 }
 
 /**
@@ -36,7 +43,7 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644, opt
     fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
     fs.writeFileSync(fd, content);
     fs.fchmodSync(fd, mode); // the umask must not narrow or the caller's mode is not what it asked
-    fs.fsyncSync(fd);
+    if (opts.syncContent !== false) fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
     fs.renameSync(tmp, file);
@@ -45,51 +52,7 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644, opt
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  if (opts.durableRename !== false) fsyncDir(dir);
-}
-
-/**
- * writeFileAtomic with its fsync off the main thread (libuv's threadpool), same steps and
- * guarantees once it resolves: the caller goes on (an ADD programs its next leg) while the
- * disk syncs. Only the fsync is a threadpool hop: each hop waits for the caller's event loop,
- * so a chain of them would take as long as the work it should overlap. A caller that must
- * know the file is there (or removes it again) awaits it first.
- */
-export function writeFileAtomicAsync(file: string, content: string, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
-  const dir = path.dirname(file);
-  let tmp: string | undefined;
-  let fd: number | undefined;
-  const cleanUp = (): void => {
-    if (fd !== undefined) fs.closeSync(fd);
-    if (tmp !== undefined) fs.rmSync(tmp, { force: true });
-  };
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    tmp = path.join(dir, `${tempPrefix(file)}${tmpTag()}.tmp`);
-    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
-    fs.writeFileSync(fd, content);
-    fs.fchmodSync(fd, mode); // as writeFileAtomic
-  } catch (e) {
-    cleanUp();
-    return Promise.reject(e);
-  }
-  const [t, f] = [tmp, fd];
-  return new Promise<void>((resolve, reject) => {
-    fs.fsync(f, (err) => {
-      try {
-        if (err) throw err;
-        fd = undefined;
-        fs.closeSync(f);
-        fs.renameSync(t, file);
-      } catch (e) {
-        cleanUp();
-        reject(e);
-        return;
-      }
-      if (opts.durableRename !== false) fsyncDir(dir);
-      resolve();
-    });
-  });
+  if (opts.durableRename !== false && opts.syncContent !== false) fsyncDir(dir);
 }
 
 /** Every temp file of `file` starts with this (its directory's readers skip dot files). */

@@ -2,8 +2,10 @@
 // it speaks in links, addresses and flood entries, never in IFLA_* numbers.
 import * as fs from 'fs';
 import * as ipaddr from 'ipaddr.js';
-import { createRtNetlink, RtNetlinkSocket, FlagsNew } from 'netlink';
+import type { RtNetlinkSocket } from 'netlink';
+import { createNetlink, NetlinkSocket } from 'netlink/dist/netlink';
 import { encode, decode, u8, u16be, u32, str, cstr, Nla } from './nla';
+import { parseCidr } from '../ip/cidr';
 import { toKernelError, isNotFound, isExists, KernelError } from './errors';
 import { inNetns } from './netns';
 
@@ -12,16 +14,24 @@ const AF_INET6 = 10;
 const AF_BRIDGE = 7;
 
 // Raw netlink framing for the batched FDB path (see fdbBatch).
+const NETLINK_ROUTE = 0;
 const NLMSG_ERROR = 2;
+const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19, NEWADDR: 20, GETADDR: 22, GETNEIGH: 30 } as const;
+const NLM_F_DUMP = 0x300;
+const IFF_UP = 0x1;
+const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
+const IFA_F_NODAD = 0x02;
 const RTM_NEWNEIGH = 28;
 const RTM_DELNEIGH = 29;
-const NLM_F = { REQUEST: 0x1, ACK: 0x4, ECHO: 0x8, REPLACE: 0x100, CREATE: 0x400, APPEND: 0x800 } as const;
+const NLM_F = { REQUEST: 0x1, ACK: 0x4, ECHO: 0x8, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, APPEND: 0x800 } as const;
+// node-netlink's names for the NEW* flags (the requests its rtnetlink layer frames).
+const FlagsNew = { REPLACE: NLM_F.REPLACE, EXCL: NLM_F.EXCL, CREATE: NLM_F.CREATE, APPEND: NLM_F.APPEND } as const;
 const NUD_PERMANENT = 0x80;
 const NTF_SELF = 0x02;
 const NDA = { DST: 1, LLADDR: 2 } as const;
 
 // rtnetlink attribute numbers, kept here and nowhere else.
-const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINKINFO: 18, NET_NS_FD: 28 } as const;
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, GROUP: 27, NET_NS_FD: 28 } as const;
 const INFO = { KIND: 1, DATA: 2 } as const;
 const VETH_INFO_PEER = 1;
 const VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
@@ -70,24 +80,47 @@ const ipToBuffer = (ip: string): Buffer => Buffer.from(ipaddr.parse(ip).toByteAr
 // IPv4 by hand: dumps (addresses, FDB) convert many; ipaddr.js only for IPv6's RFC 5952 form.
 const ipFromBuffer = (b: Buffer): string => (b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : ipaddr.fromByteArray([...b]).toString());
 
-function ifinfomsg(): Buffer {
-  return Buffer.alloc(16); // family, pad, type, index, flags, change: all zero
+function ifinfomsg(index = 0, flags = 0, change = 0): Buffer {
+  const b = Buffer.alloc(16); // family, pad, type, index, flags, change
+  b.writeInt32LE(index, 4);
+  b.writeUInt32LE(flags, 8);
+  b.writeUInt32LE(change, 12);
+  return b;
 }
 
 /** A netlink connection bound to one network namespace. */
 export class Kernel {
-  private constructor(private readonly sock: RtNetlinkSocket, readonly netns?: string) {}
+  private rtSock?: RtNetlinkSocket;
+  private constructor(private readonly nl: NetlinkSocket, readonly netns?: string) {}
 
   /** Opens a connection in the current namespace, or in the netns at nsPath. */
   static open(nsPath?: string): Kernel {
-    const sock = nsPath ? inNetns(nsPath, () => createRtNetlink()) : createRtNetlink();
+    const nl = nsPath ? inNetns(nsPath, () => createNetlink(NETLINK_ROUTE)) : createNetlink(NETLINK_ROUTE);
     // Room for a large FDB dump and for the error replies of a whole fdbBatch chunk.
-    try { sock.socket.setRecvBufferSize(1 << 20); } catch { /* the default still works, slower */ }
-    return new Kernel(sock, nsPath);
+    try { nl.setRecvBufferSize(1 << 20); } catch { /* the default still works, slower */ }
+    return new Kernel(nl, nsPath);
   }
 
   close(): void {
-    this.sock.socket.socket.close();
+    this.nl.socket.close();
+  }
+
+  /**
+   * node-netlink's rtnetlink layer, for the requests framed there (routes, neighbours one by
+   * one, tc), made on first use: loading it costs a CNI process ~3 ms of module set-up, and once
+   * made it parses every message the socket receives. Links, addresses and the FDB, what
+   * ADD and DEL use, are framed and parsed here instead.
+   */
+  private get rt(): RtNetlinkSocket {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    if (!this.rtSock) this.rtSock = new (require('netlink/dist/rt/rt') as typeof import('netlink/dist/rt/rt')).RtNetlinkSocket(this.nl);
+    return this.rtSock;
+  }
+
+  /** One request framed here; the replies' payloads (NLMSG_DONE and the ACK left out), or a KernelError. */
+  private async raw(op: string, type: number, flags: number, body: Buffer): Promise<{ type: number; data: Buffer }[]> {
+    const [msgs] = await this.call(op, () => this.nl.request(type, body, { flags }));
+    return msgs.filter((m) => m.type !== NLMSG_ERROR && m.type !== 3);
   }
 
   private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
@@ -100,16 +133,23 @@ export class Kernel {
 
   // ---- links ----
 
-  async links(): Promise<LinkInfo[]> {
-    const msgs = await this.call('dump links', () => this.sock.getLinks());
-    return msgs.map((m) => parseLink(m.data.index ?? 0, m.attrs, !!m.data.flags?.up));
+  /**
+   * Link requests and their replies, framed and parsed here (ifinfomsg + the attributes
+   * LinkInfo needs): node-netlink's generic parser decodes every IFLA attribute of every
+   * reply, ~1 ms per link on a fresh CNI process, and a dump of a node with many pods is
+   * hundreds of links. node-netlink still sends, matches replies and reports errors.
+   */
+  private async linkRequest(op: string, type: number, flags: number, body: Buffer): Promise<LinkInfo[]> {
+    return (await this.raw(op, type, flags, body)).filter((m) => m.type === RTM.NEWLINK).map((m) => parseLinkMessage(m.data));
+  }
+
+  links(): Promise<LinkInfo[]> {
+    return this.linkRequest('dump links', RTM.GETLINK, NLM_F_DUMP, ifinfomsg());
   }
 
   async linkByName(name: string): Promise<LinkInfo | undefined> {
     try {
-      const msgs = await this.call(`get link ${name}`, () => this.sock.getLink({}, { ifname: name }));
-      const m = msgs[0];
-      return m ? parseLink(m.data.index ?? 0, m.attrs, !!m.data.flags?.up) : undefined;
+      return (await this.linkRequest(`get link ${name}`, RTM.GETLINK, 0, Buffer.concat([ifinfomsg(), encode([{ type: IFLA.IFNAME, value: str(name) }])])))[0];
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -118,9 +158,7 @@ export class Kernel {
 
   async linkByIndex(index: number): Promise<LinkInfo | undefined> {
     try {
-      const msgs = await this.call(`get link #${index}`, () => this.sock.getLink({ index }));
-      const m = msgs[0];
-      return m ? parseLink(m.data.index ?? 0, m.attrs, !!m.data.flags?.up) : undefined;
+      return (await this.linkRequest(`get link #${index}`, RTM.GETLINK, 0, ifinfomsg(index)))[0];
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -134,21 +172,18 @@ export class Kernel {
    * so master is the one asked for. Without an echo (older kernels) the link is looked up.
    */
   private async newLink(op: string, name: string, linkinfo: Nla[], extra: LinkCreateOptions & { mac?: string; link?: number } = {}): Promise<LinkInfo> {
-    const msgs = await this.call(op, () =>
-      this.sock.newLink(extra.up ? { flags: { up: true }, change: { up: true } } : {}, {
-        ifname: name,
-        ...(extra.mtu ? { mtu: extra.mtu } : {}),
-        ...(extra.mac ? { address: macToBuffer(extra.mac) } : {}),
-        ...(extra.link ? { link: u32(extra.link) } : {}),
-        ...(extra.master ? { master: extra.master } : {}),
-        linkinfo: encode(linkinfo),
-      }, { flags: FlagsNew.CREATE | FlagsNew.EXCL | NLM_F.ECHO }));
-    const echo = (msgs as { data: { index?: number; flags?: { up?: boolean } }; attrs: Parameters<typeof parseLink>[1] }[] | undefined)
-      ?.find((m) => m.attrs?.ifname === name && m.data?.index);
+    const attrs: Nla[] = [{ type: IFLA.IFNAME, value: str(name) }];
+    if (extra.mtu) attrs.push({ type: IFLA.MTU, value: u32(extra.mtu) });
+    if (extra.mac) attrs.push({ type: IFLA.ADDRESS, value: macToBuffer(extra.mac) });
+    if (extra.link) attrs.push({ type: IFLA.LINK, value: u32(extra.link) });
+    if (extra.master) attrs.push({ type: IFLA.MASTER, value: u32(extra.master) });
+    attrs.push({ type: IFLA.LINKINFO, value: linkinfo });
+    const up = extra.up ? IFF_UP : 0;
+    const echo = (await this.linkRequest(op, RTM.NEWLINK, FlagsNew.CREATE | FlagsNew.EXCL | NLM_F.ECHO,
+      Buffer.concat([ifinfomsg(0, up, up), encode(attrs)]))).find((l) => l.name === name && l.index);
     if (echo) {
-      const link = parseLink(echo.data.index ?? 0, echo.attrs, !!echo.data.flags?.up);
-      if (extra.master) link.master = extra.master;
-      return link;
+      if (extra.master) echo.master = extra.master;
+      return echo;
     }
     const link = await this.linkByName(name);
     if (!link) throw toKernelError(op, { code: 'ENODEV' });
@@ -216,9 +251,10 @@ export class Kernel {
    */
   async hasLinkKind(kind: string, probeName: string): Promise<boolean> {
     try {
-      await this.call(`probe link kind ${kind}`, () => this.sock.newLink({}, {
-        ifname: probeName, linkinfo: encode([{ type: INFO.KIND, value: str(kind) }]),
-      }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+      await this.raw(`probe link kind ${kind}`, RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, Buffer.concat([ifinfomsg(), encode([
+        { type: IFLA.IFNAME, value: str(probeName) },
+        { type: IFLA.LINKINFO, value: [{ type: INFO.KIND, value: str(kind) }] },
+      ])]));
       await this.deleteLinkByName(probeName); // a kind with no mandatory attribute: it exists
       return true;
     } catch (e) {
@@ -233,7 +269,7 @@ export class Kernel {
   /** A clsact qdisc on the link (EEXIST is fine): the hook ingress filters attach to. */
   async addClsact(index: number): Promise<void> {
     try {
-      await this.call(`add clsact qdisc on #${index}`, () => this.sock.newQdisc(
+      await this.call(`add clsact qdisc on #${index}`, () => this.rt.newQdisc(
         { ifindex: index, handle: TC_H_CLSACT_HANDLE, parent: TC_H_CLSACT }, { kind: 'clsact' },
         { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
     } catch (e) {
@@ -264,7 +300,7 @@ export class Kernel {
       ops.writeUInt32LE(i.k >>> 0, n * 8 + 4);
     });
     const info = ((pref << 16) | ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >> 8)) >>> 0; // prio, htons(protocol)
-    await this.call(`${replace ? 'replace' : 'add'} bpf ingress filter on #${index}`, () => this.sock.newTrafficFilter(
+    await this.call(`${replace ? 'replace' : 'add'} bpf ingress filter on #${index}`, () => this.rt.newTrafficFilter(
       { ifindex: index, parent: TC_H_CLSACT_INGRESS, handle: 1, info },
       { kind: 'bpf', options: encode([
         { type: TCA_BPF.OPS_LEN, value: u16le(prog.length) },
@@ -278,7 +314,7 @@ export class Kernel {
   async ingressBpf(index: number): Promise<{ pref: number; directAction: boolean; prog: BpfInsn[] }[]> {
     let msgs;
     try {
-      msgs = await this.call(`dump ingress filters of #${index}`, () => this.sock.getTrafficFilters({ ifindex: index, parent: TC_H_CLSACT_INGRESS }));
+      msgs = await this.call(`dump ingress filters of #${index}`, () => this.rt.getTrafficFilters({ ifindex: index, parent: TC_H_CLSACT_INGRESS }));
     } catch (e) {
       if (e instanceof KernelError && e.is('EINVAL', 'ENOENT', 'EOPNOTSUPP')) return [];
       throw e;
@@ -304,7 +340,7 @@ export class Kernel {
    * one dump: links without a clsact qdisc are absent. The kernel's only per-hook drop counter.
    */
   async clsactDrops(): Promise<Map<number, number>> {
-    const msgs = await this.call('dump qdiscs', () => this.sock.getQdiscs());
+    const msgs = await this.call('dump qdiscs', () => this.rt.getQdiscs());
     const out = new Map<number, number>();
     for (const m of msgs) {
       if (m.attrs.kind !== 'clsact' || !m.data.ifindex) continue;
@@ -317,18 +353,18 @@ export class Kernel {
   }
 
   async setLink(index: number, change: { up?: boolean; master?: number; mtu?: number; mac?: string }): Promise<void> {
-    const attrs: Record<string, unknown> = {};
-    if (change.master !== undefined) attrs.master = change.master;
-    if (change.mtu !== undefined) attrs.mtu = change.mtu;
-    if (change.mac !== undefined) attrs.address = macToBuffer(change.mac);
-    const data = change.up === undefined ? { index } : { index, flags: { up: change.up || undefined }, change: { up: true as const } };
-    await this.call(`set link #${index}`, () => this.sock.setLink(data as never, attrs));
+    const attrs: Nla[] = [];
+    if (change.master !== undefined) attrs.push({ type: IFLA.MASTER, value: u32(change.master) });
+    if (change.mtu !== undefined) attrs.push({ type: IFLA.MTU, value: u32(change.mtu) });
+    if (change.mac !== undefined) attrs.push({ type: IFLA.ADDRESS, value: macToBuffer(change.mac) });
+    const hdr = change.up === undefined ? ifinfomsg(index) : ifinfomsg(index, change.up ? IFF_UP : 0, IFF_UP);
+    await this.raw(`set link #${index}`, RTM.SETLINK, 0, Buffer.concat([hdr, encode(attrs)]));
   }
 
   /** Deletes a link; false when it was already gone. */
   async deleteLink(index: number): Promise<boolean> {
     try {
-      await this.call(`delete link #${index}`, () => this.sock.delLink({ index }));
+      await this.raw(`delete link #${index}`, RTM.DELLINK, 0, ifinfomsg(index));
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;
@@ -349,12 +385,12 @@ export class Kernel {
     const group = 0x10000000 + Math.floor(Math.random() * 0x6fffffff);
     for (const index of indexes) {
       try {
-        await this.call(`set group of link #${index}`, () => this.sock.setLink({ index }, { group }));
+        await this.raw(`set group of link #${index}`, RTM.SETLINK, 0, Buffer.concat([ifinfomsg(index), encode([{ type: IFLA.GROUP, value: u32(group) }])]));
       } catch (e) {
         if (!isNotFound(e)) throw e;
       }
     }
-    await this.call(`delete link group ${group}`, () => this.sock.delLink({}, { group }));
+    await this.raw(`delete link group ${group}`, RTM.DELLINK, 0, Buffer.concat([ifinfomsg(), encode([{ type: IFLA.GROUP, value: u32(group) }])]));
   }
 
   async deleteLinkByName(name: string): Promise<boolean> {
@@ -365,34 +401,42 @@ export class Kernel {
   // ---- addresses and routes ----
 
   async addresses(index?: number): Promise<AddressInfo[]> {
-    const msgs = await this.call('dump addresses', () => this.sock.getAddresses());
+    // struct ifaddrmsg { u8 family, prefixlen, flags, scope; u32 index }, then IFA_* attributes.
+    const msgs = await this.raw('dump addresses', RTM.GETADDR, NLM_F_DUMP, Buffer.alloc(8));
     const out: AddressInfo[] = [];
-    for (const m of msgs) {
-      if (index !== undefined && m.data.index !== index) continue;
-      const raw = m.attrs.local ?? m.attrs.address;
-      if (!raw || (m.data.family !== AF_INET && m.data.family !== AF_INET6)) continue;
-      out.push({ index: m.data.index ?? 0, address: ipFromBuffer(raw), prefixLen: m.data.prefixlen ?? 0, family: m.data.family === AF_INET ? 4 : 6 });
+    for (const { type, data } of msgs) {
+      if (type !== RTM.NEWADDR || data.length < 8) continue;
+      const family = data[0];
+      const at = data.readUInt32LE(4);
+      if ((index !== undefined && at !== index) || (family !== AF_INET && family !== AF_INET6)) continue;
+      const a = decode(data.subarray(8), [IFA.ADDRESS, IFA.LOCAL]);
+      const raw = a.get(IFA.LOCAL) ?? a.get(IFA.ADDRESS);
+      if (!raw) continue;
+      out.push({ index: at, address: ipFromBuffer(raw), prefixLen: data[1], family: family === AF_INET ? 4 : 6 });
     }
     return out;
   }
 
   /** Adds addr/prefix to a link; an identical address already present is fine. */
   async addAddress(index: number, cidr: string): Promise<void> {
-    const [ip, len] = ipaddr.parseCIDR(cidr);
+    const [ip, len] = parseCidr(cidr);
     const bytes = Buffer.from(ip.toByteArray());
     const family = ip.kind() === 'ipv4' ? AF_INET : AF_INET6;
+    const hdr = Buffer.alloc(8);
+    hdr.writeUInt8(family, 0);
+    hdr.writeUInt8(len, 1);
+    hdr.writeUInt8(family === AF_INET6 ? IFA_F_NODAD : 0, 2);
+    hdr.writeUInt32LE(index, 4);
     try {
-      await this.call(`add address ${cidr}`, () => this.sock.newAddress(
-        { family, prefixlen: len, index, ...(family === AF_INET6 ? { flags: { nodad: true } } : {}) },
-        { local: bytes, address: bytes },
-        { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+      await this.raw(`add address ${cidr}`, RTM.NEWADDR, NLM_F.CREATE | NLM_F.EXCL,
+        Buffer.concat([hdr, encode([{ type: IFA.LOCAL, value: bytes }, { type: IFA.ADDRESS, value: bytes }])]));
     } catch (e) {
       if (!isExists(e)) throw e;
     }
   }
 
   async routes(family: 4 | 6 = 4): Promise<RouteInfo[]> {
-    const msgs = await this.call('dump routes', () => this.sock.getRoutes({ family: family === 4 ? AF_INET : AF_INET6 }));
+    const msgs = await this.call('dump routes', () => this.rt.getRoutes({ family: family === 4 ? AF_INET : AF_INET6 }));
     return msgs
       .filter((m) => (m.attrs.table ?? m.data.table) === 254)
       .map((m) => ({
@@ -406,13 +450,13 @@ export class Kernel {
 
   /** Adds a unicast route in the main table (idempotent). */
   async addRoute(dst: string, opts: { gateway?: string; oif?: number }): Promise<void> {
-    const [ip, len] = ipaddr.parseCIDR(dst);
+    const [ip, len] = parseCidr(dst);
     const family = ip.kind() === 'ipv4' ? AF_INET : AF_INET6;
     const attrs: Record<string, unknown> = { dst: Buffer.from(ip.toByteArray()) };
     if (opts.gateway) attrs.gateway = ipToBuffer(opts.gateway);
     if (opts.oif) attrs.oif = opts.oif;
     try {
-      await this.call(`add route ${dst}`, () => this.sock.newRoute(
+      await this.call(`add route ${dst}`, () => this.rt.newRoute(
         { family, dstLen: len, table: 254, protocol: 'BOOT', scope: opts.gateway ? 'UNIVERSE' : 'LINK', type: 'UNICAST' } as never,
         attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
     } catch (e) {
@@ -428,11 +472,18 @@ export class Kernel {
 
   /** Every VXLAN FDB entry of the namespace with a remote destination, in one dump. */
   async fdbAll(): Promise<(FdbEntry & { ifindex: number; permanent: boolean })[]> {
-    const msgs = await this.call('dump fdb', () => this.sock.getNeighbors({ family: AF_BRIDGE }));
+    // struct ndmsg { u8 family, pad, u16 pad; s32 ifindex; u16 state; u8 flags, type }, then NDA_*.
+    const req = Buffer.alloc(12);
+    req.writeUInt8(AF_BRIDGE, 0);
+    const msgs = await this.raw('dump fdb', RTM.GETNEIGH, NLM_F_DUMP, req);
     const out: (FdbEntry & { ifindex: number; permanent: boolean })[] = [];
-    for (const m of msgs) {
-      if (!m.attrs.dst || !m.attrs.lladdr) continue;
-      out.push({ ifindex: m.data.ifindex ?? 0, mac: macToString(m.attrs.lladdr), dst: ipFromBuffer(m.attrs.dst), permanent: !!m.data.state?.permanent });
+    for (const { type, data } of msgs) {
+      if (type !== RTM_NEWNEIGH || data.length < 12) continue;
+      const a = decode(data.subarray(12), [NDA.DST, NDA.LLADDR]);
+      const dst = a.get(NDA.DST);
+      const lladdr = a.get(NDA.LLADDR);
+      if (!dst || !lladdr) continue;
+      out.push({ ifindex: data.readInt32LE(4), mac: macToString(lladdr), dst: ipFromBuffer(dst), permanent: (data.readUInt16LE(8) & NUD_PERMANENT) !== 0 });
     }
     return out;
   }
@@ -447,7 +498,7 @@ export class Kernel {
   async fdbBatch(changes: FdbChange[], opts: { chunk?: number; timeoutMs?: number } = {}): Promise<FdbFailure[]> {
     const chunk = Math.max(1, opts.chunk ?? 128);
     const timeoutMs = opts.timeoutMs ?? 10_000;
-    const nl = this.sock.socket;
+    const nl = this.nl;
     const failures: FdbFailure[] = [];
     const pending = new Map<number, FdbChange>();
     let lastSeq = -1;
@@ -496,7 +547,7 @@ export class Kernel {
   async fdbAdd(vxlanIndex: number, e: FdbEntry): Promise<void> {
     const flood = e.mac === ZERO_MAC;
     try {
-      await this.call(`fdb add ${e.mac} dst ${e.dst}`, () => this.sock.newNeighbor(
+      await this.call(`fdb add ${e.mac} dst ${e.dst}`, () => this.rt.newNeighbor(
         { family: AF_BRIDGE, ifindex: vxlanIndex, state: { permanent: true }, flags: { self: true } },
         { lladdr: macToBuffer(e.mac), dst: ipToBuffer(e.dst) },
         // The all-zero MAC holds a list of destinations: append. A unicast MAC has one: replace.
@@ -509,7 +560,7 @@ export class Kernel {
   /** Removes one entry; false when it was not there. */
   async fdbDelete(vxlanIndex: number, e: FdbEntry): Promise<boolean> {
     try {
-      await this.call(`fdb del ${e.mac} dst ${e.dst}`, () => this.sock.delNeighbor(
+      await this.call(`fdb del ${e.mac} dst ${e.dst}`, () => this.rt.delNeighbor(
         { family: AF_BRIDGE, ifindex: vxlanIndex, state: { permanent: true }, flags: { self: true } },
         { lladdr: macToBuffer(e.mac), dst: ipToBuffer(e.dst) }));
       return true;
@@ -570,12 +621,18 @@ function neighEncoder(): (part: FdbChange[], seqOf: (c: FdbChange, j: number) =>
   };
 }
 
-function parseLink(index: number, attrs: { ifname?: string; mtu?: number; address?: Buffer; master?: number; linkinfo?: Buffer; link?: Buffer }, up: boolean): LinkInfo {
-  const link: LinkInfo = { index, name: attrs.ifname ?? '', mtu: attrs.mtu ?? 0, mac: macToString(attrs.address), up };
-  if (attrs.master) link.master = attrs.master;
-  if (attrs.link && attrs.link.length >= 4 && attrs.link.readUInt32LE(0)) link.parent = attrs.link.readUInt32LE(0);
-  if (attrs.linkinfo) {
-    const info = decode(attrs.linkinfo);
+const LINK_ATTRS = [IFLA.ADDRESS, IFLA.IFNAME, IFLA.MTU, IFLA.LINK, IFLA.MASTER, IFLA.LINKINFO];
+/** An RTM_NEWLINK message (a GETLINK reply or a NEWLINK echo): ifinfomsg, then attributes. */
+function parseLinkMessage(msg: Buffer): LinkInfo {
+  const a = decode(msg.subarray(16), LINK_ATTRS);
+  const u32At = (t: number): number => { const b = a.get(t); return b && b.length >= 4 ? b.readUInt32LE(0) : 0; };
+  const name = a.get(IFLA.IFNAME);
+  const link: LinkInfo = { index: msg.readInt32LE(4), name: name ? cstr(name) : '', mtu: u32At(IFLA.MTU), mac: macToString(a.get(IFLA.ADDRESS)), up: (msg.readUInt32LE(8) & IFF_UP) !== 0 };
+  if (u32At(IFLA.MASTER)) link.master = u32At(IFLA.MASTER);
+  if (u32At(IFLA.LINK)) link.parent = u32At(IFLA.LINK);
+  const linkinfo = a.get(IFLA.LINKINFO);
+  if (linkinfo) {
+    const info = decode(linkinfo);
     const kind = info.get(INFO.KIND);
     if (kind) link.kind = cstr(kind);
     const data = info.get(INFO.DATA);

@@ -19,14 +19,18 @@ export function encode(attrs: Nla[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Decodes one level of attributes into a map type → payload (last one wins). */
-export function decode(buf: Buffer): Map<number, Buffer> {
+/**
+ * Decodes one level of attributes into a map type → payload (last one wins); with `only`,
+ * just those types (a link carries ~50 attributes, a caller wants a few: no Buffer for the rest).
+ */
+export function decode(buf: Buffer, only?: readonly number[]): Map<number, Buffer> {
   const out = new Map<number, Buffer>();
   let off = 0;
   while (off + 4 <= buf.length) {
     const len = buf.readUInt16LE(off);
     if (len < 4 || off + len > buf.length) break;
-    out.set(buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len));
+    const type = buf.readUInt16LE(off + 2) & 0x3fff;
+    if (!only || only.includes(type)) out.set(type, buf.subarray(off + 4, off + len));
     off += pad(len);
   }
   return out;

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { getSystemErrorName } from 'util';
-import { removeFileAndTemps, writeFileAtomic, writeFileAtomicAsync } from '../fs/atomic-write';
+import { removeFileAndTemps, writeFileAtomic } from '../fs/atomic-write';
 import { loadAddon } from '../kernel/netns';
 import { Member, MemberProblem, MembershipSource, parseMember, WatchHint } from './member';
 
@@ -42,26 +42,19 @@ export class FileRegistry implements MembershipSource {
   }
 
   /**
-   * Writes a member's entry. Its rename is not made durable (no directory fsync): a crash of
-   * this node that loses it also removed the leg it describes, and unregister never waits
-   * for durability either. The entry's content is fsynced: readers never see a torn one.
+   * Writes a member's entry, atomically but without fsync: a crash of this node that loses
+   * or tears it also removed the leg it describes; readers report a torn entry and skip it,
+   * and the old sandbox's DEL (or GC) removes it by name. Unregister never waits for
+   * durability either. Writers that crash (not the node) leave the old or the new entry.
    */
   register(m: Member): void {
-    writeFileAtomic(this.entryFile(m), JSON.stringify(m), 0o644, { durableRename: false });
-  }
-
-  /** register, its file written off the main thread: the entry is there once this resolves. */
-  registerAsync(m: Member): Promise<void> {
-    return writeFileAtomicAsync(this.entryFile(m), JSON.stringify(m), 0o644, { durableRename: false });
-  }
-
-  private entryFile(m: Pick<Member, 'vni' | 'vtep' | 'owner'>): string {
-    return path.join(this.vniDir(m.vni), fileName(m));
+    const dir = this.vniDir(m.vni);
+    writeFileAtomic(path.join(dir, fileName(m)), JSON.stringify(m), 0o644, { syncContent: false });
   }
 
   /** Removes a member (and a temp file its killed writer left); false when it was not registered. */
   unregister(m: Pick<Member, 'vni' | 'vtep' | 'owner'>): boolean {
-    return removeFileAndTemps(this.entryFile(m));
+    return removeFileAndTemps(path.join(this.vniDir(m.vni), fileName(m)));
   }
 
   /** Members of the given VNIs (all when omitted); unreadable entries are reported, not returned. */

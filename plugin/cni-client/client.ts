@@ -6,6 +6,7 @@
 //   the agent refused the request (other protocol)     → undefined: run in-process
 //   the agent closed or hung before answering          → CNI error 11 (try again later);
 //     the runtime's DEL then works from the recorded state (in-process when the agent is gone)
+import * as fs from 'fs';
 import { CniOutput, CniRequest, MAX_MESSAGE, PROTOCOL } from '../../overlay/agent/cni-protocol';
 import { agentSocketFor, DEFAULT_TIMEOUT_MS } from './protocol';
 
@@ -178,7 +179,8 @@ export async function serveThroughAgent(env: NodeJS.ProcessEnv, stdin: string): 
     return undefined; // loadConf reports it, in-process
   }
   const socket = agentSocketFor(conf, env);
-  if (socket === null) return undefined;
+  // No socket file: no agent (connecting would fail the same way, ENOENT, only later).
+  if (socket === null || !fs.existsSync(socket)) return undefined;
   const v = (conf as { cniVersion?: unknown }).cniVersion;
   return callAgent(socket, env, stdin, typeof v === 'string' && /^[0-9.]{1,10}$/.test(v) ? v : '1.1.0');
 }

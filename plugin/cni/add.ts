@@ -1,6 +1,7 @@
 // ADD: attach every leg, or nothing. The plan is recorded before the first
 // kernel change; on any failure the recorded plan is torn down again
 // (plugin/cni/leg-set.ts, shared with hot-plug and `podlegs attach`).
+import { monotonicMs } from '../../overlay/clock';
 import { Kernel } from '../../overlay/kernel/kernel';
 import { netnsId } from '../../overlay/kernel/netns';
 import { legMtuLimit } from '../../overlay/underlay';
@@ -21,8 +22,8 @@ export type Publish = (result: Result, state: AttachmentState) => Promise<void>;
 export async function cmdAdd({ conf, env, log, writer }: CmdContext, publish?: Publish, lockMs = 0): Promise<Result> {
   // Where an ADD's time goes, logged with its result: checks, legs (segments, veths, IPAM, pod side), FDB, the rest.
   const ms: Record<string, number> = { lockMs: Math.round(lockMs * 100) / 100 };
-  let mark = performance.now();
-  const lap = (phase: string): void => { const t = performance.now(); ms[phase] = Math.round((t - mark) * 100) / 100; mark = t; };
+  let mark = monotonicMs();
+  const lap = (phase: string): void => { const t = monotonicMs(); ms[phase] = Math.round((t - mark) * 100) / 100; mark = t; };
   const pod = openPod(env.netns);
   const node = Kernel.open();
   try {

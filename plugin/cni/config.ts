@@ -8,6 +8,7 @@ import { checkVersion, CniVersion, parsePrevResult, Result } from './versions';
 import { checkTrunkLegs, parseTrunks, TrunkNetworkConf } from './trunk-config';
 import { parsePluginBgp, PluginBgpConf } from './bgp-conf';
 import { asnProblem } from '../../overlay/values';
+import { parseCidr } from '../../overlay/ip/cidr';
 import { isDelegateConf, MAX_STDIN, nodeConfigFile } from '../cni-client/protocol';
 import { mtuLimit, vtepFamily } from '../../overlay/underlay';
 import { legMtu } from './mtu';
@@ -178,7 +179,7 @@ function parseLegs(v: unknown, networks: Map<string, NetworkConf>, trunks: Map<s
 export function parseIps(v: unknown, where: string): string[] {
   if (!Array.isArray(v) || v.length === 0) throw invalidConfig(`${where} must be a non-empty list of addresses with prefix length`);
   const ips = v.map((ip, j) => cidr(ip, `${where}[${j}]`));
-  if (new Set(ips.map((c) => ipaddr.parseCIDR(c)[0].toString())).size < ips.length) throw invalidConfig(`${where} lists the same address twice`);
+  if (new Set(ips.map((c) => parseCidr(c)[0].toString())).size < ips.length) throw invalidConfig(`${where} lists the same address twice`);
   return ips;
 }
 

@@ -1,5 +1,6 @@
 // DEL: idempotent, from the recorded state only (no netns, NAD or API needed), so the
 // configuration it is called with only has to say where that state is (loadTeardownConf).
+import { monotonicMs } from '../../overlay/clock';
 import { Kernel } from '../../overlay/kernel/kernel';
 import { withNodeLock } from '../../overlay/node-lock';
 import { readState, removeState } from './state';
@@ -18,12 +19,12 @@ export async function cmdDel({ conf, env, log, writer }: { conf: TeardownConf; e
     return;
   }
   // Where a DEL's time goes, logged with it: waiting for the node lock, the teardown, the files after it.
-  const t0 = performance.now();
+  const t0 = monotonicMs();
   let locked = t0;
   let tornDown = t0;
   // Read again under the lock: a hot-plug (or `podlegs attach`) may have added a leg meanwhile.
   const state = await withNodeLock(conf.stateDir, async () => {
-    locked = performance.now();
+    locked = monotonicMs();
     const s = readState(conf.stateDir, env.containerId, env.ifname);
     if (!s) return undefined;
     const node = Kernel.open();
@@ -32,7 +33,7 @@ export async function cmdDel({ conf, env, log, writer }: { conf: TeardownConf; e
     } finally {
       node.close();
     }
-    tornDown = performance.now();
+    tornDown = monotonicMs();
     forgetBgpPeer(conf.stateDir, s);
     removeState(conf.stateDir, env.containerId, env.ifname);
     return s;
@@ -40,5 +41,5 @@ export async function cmdDel({ conf, env, log, writer }: { conf: TeardownConf; e
   if (!state) return;
   const ms = (a: number, b: number): number => Math.round((b - a) * 100) / 100;
   log.info('legs detached', { legs: state.legs.map((l) => l.ifname), segmentsBy: writer.by,
-    lockMs: ms(t0, locked), teardownMs: ms(locked, tornDown), finishMs: ms(tornDown, performance.now()) });
+    lockMs: ms(t0, locked), teardownMs: ms(locked, tornDown), finishMs: ms(tornDown, monotonicMs()) });
 }

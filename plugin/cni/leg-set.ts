@@ -2,6 +2,7 @@
 // more leg on a running attachment (hot-plug in Kubernetes mode, `podlegs attach`). The state
 // file stays the single record DEL reads: the new legs go into it, marked pending, before the
 // first kernel change; they are committed, or torn down again and dropped from it.
+import { monotonicMs } from '../../overlay/clock';
 import { Kernel, LinkInfo } from '../../overlay/kernel/kernel';
 import { netnsId } from '../../overlay/kernel/netns';
 import { ensureSegment } from '../../overlay/segment';
@@ -98,19 +99,10 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
   state.legs = [...before, ...legs];
   const save = (): void => writeState(conf.stateDir, state);
   save();
-  // Registry entries are written off the main thread (each one is an fsync) while the next legs,
-  // the FDB (remote members only) and the commit are made; all of them are there before the
-  // state says complete, and before a rollback unregisters.
-  const registering: Promise<void>[] = [];
-  let registerError: unknown;
-  const registered = async (): Promise<void> => {
-    await Promise.all(registering);
-    if (registerError !== undefined) throw registerError;
-  };
   try {
     const registry = fileRegistry(state.registry);
     const attached: AttachedLegs = { ips: new Map(), routes: [], ms: { legsMs: 0, fdbMs: 0 } };
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     const fresh = new Set<number>(); // VNIs whose segment this attach created or replaced
     for (const leg of legs) {
       if (leg.trunk) {
@@ -135,21 +127,19 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
       if (leg.guard) await guardAccessLeg(node, pod, host.index, leg); // before the pod side goes up
       const link = await configurePodSide(pod, leg.ifname, leg.ips, legRoutes);
       leg.mac = link.mac;
-      const entry = registry?.registerAsync({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
-      if (entry) registering.push(entry.catch((e: unknown) => { registerError ??= e; }));
+      registry?.register({ vni: leg.vni, vtep: u.vtep, mac: link.mac, owner: memberOwner(env.containerId, env.ifname, leg.ifname), network: leg.network });
       attached.ips.set(leg.ifname, (alloc?.ips ?? leg.ips.map((address): ResultIp => ({ address }))).map(({ interface: _i, ...ip }) => ip));
       attached.routes.push(...legRoutes);
     }
-    const t1 = performance.now();
+    const t1 = monotonicMs();
     // The FDB of the new legs' segments, by the node's one writer (the agent serving the call, or this process).
     if (legs.length) {
       const f = await writer.converge(node, { vnis: new Set(legs.flatMap(legVnis)), fresh, vtep: u.vtep, members: registry });
       if (f.problems.length) log.warn('FDB not fully written at attach (the agent repairs it)', { by: writer.by, problems: f.problems });
     }
     const round = (x: number): number => Math.round(x * 100) / 100;
-    attached.ms = { legsMs: round(t1 - t0), fdbMs: round(performance.now() - t1) };
+    attached.ms = { legsMs: round(t1 - t0), fdbMs: round(monotonicMs() - t1) };
     await commit?.(attached);
-    await registered();
     for (const l of legs) delete l.pending;
     // The plan (legs pending) written before the first kernel change is durable; should a crash
     // undo this rename, DEL and detach still find that plan and undo all of it (after a crash
@@ -158,7 +148,6 @@ export async function attachPreflighted(c: LegSetContext, state: AttachmentState
     return attached;
   } catch (e) {
     log.warn('attaching legs failed, rolling back', { legs: legs.map((l) => l.ifname), error: (e as Error).message });
-    await registered().catch(() => undefined); // an entry written after its unregister would stay
     await teardown(node, { ...state, legs }, env, log, writer).catch(() => undefined);
     state.legs = before;
     save();

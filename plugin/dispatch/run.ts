@@ -1,5 +1,6 @@
 // The CNI entry: read stdin and env, validate, dispatch, and turn every
 // outcome into exactly one JSON document on stdout.
+import { monotonicMs } from '../../overlay/clock';
 import { ForeignDevice } from '../../overlay/segment';
 import { KernelError } from '../../overlay/kernel/errors';
 import { LockTimeout, withNodeLock } from '../../overlay/node-lock';
@@ -72,8 +73,8 @@ export async function runCni(processEnv: NodeJS.ProcessEnv, stdin: string, write
       case 'ADD': {
         // Kubernetes mode resolves the pod's legs through the API before taking the node lock.
         const k8s = conf.mode === 'kubernetes' ? await (await import('../k8s/k8s-mode')).prepareKubernetes(ctx) : undefined;
-        const asked = performance.now();
-        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx, k8s?.publish, performance.now() - asked));
+        const asked = monotonicMs();
+        const result = await withNodeLock(conf.stateDir, () => cmdAdd(ctx, k8s?.publish, monotonicMs() - asked));
         return { exitCode: 0, stdout: print(fromInternal(result, conf.cniVersion)) };
       }
       case 'CHECK': requires('0.4.0'); await cmdCheck(ctx); break;

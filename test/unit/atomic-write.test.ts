@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { removeFileAndTemps, writeFileAtomic, writeFileAtomicAsync } from '../../overlay/fs/atomic-write';
+import { removeFileAndTemps, writeFileAtomic } from '../../overlay/fs/atomic-write';
 
 describe('writeFileAtomic', () => {
   let dir: string;
@@ -57,21 +57,5 @@ describe('writeFileAtomic', () => {
     expect(fs.readdirSync(dir).sort()).toEqual([...foreign].sort());
     expect(removeFileAndTemps(file)).toBe(false);
     expect(removeFileAndTemps(path.join(dir, 'nodir', 'f'))).toBe(false);
-  });
-
-  it('writeFileAtomicAsync: the same file, mode and cleanup as writeFileAtomic', async () => {
-    const file = path.join(dir, 'sub', 'f.json');
-    const old = process.umask(0o077);
-    try {
-      await writeFileAtomicAsync(file, 'old', 0o644);
-      await writeFileAtomicAsync(file, 'new', 0o644, { durableRename: false });
-    } finally { process.umask(old); }
-    expect(fs.readFileSync(file, 'utf8')).toBe('new');
-    expect(fs.statSync(file).mode & 0o777).toBe(0o644);
-    expect(fs.readdirSync(path.dirname(file))).toEqual(['f.json']);
-    const busy = path.join(dir, 'd');
-    fs.mkdirSync(path.join(busy, 'x'), { recursive: true }); // rename over a non-empty directory fails
-    await expect(writeFileAtomicAsync(busy, 'new')).rejects.toThrow();
-    expect(fs.readdirSync(dir).sort()).toEqual(['d', 'sub']);
   });
 });

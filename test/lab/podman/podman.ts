@@ -87,11 +87,14 @@ export class Podman {
     }
     // podlegs as podman finds it: an executable named after its type in a plugin dir, with the
     // native pieces beside it (copied, so a concurrent `npm run build` cannot swap it mid-test).
+    // The loader finds its bundle and code cache by the names it was built with.
     const distDir = path.dirname(lab.podlegsBin);
-    for (const f of [path.basename(lab.podlegsBin), 'netlink.node', 'podlegs_netns.node']) {
+    const exe = path.basename(lab.podlegsBin);
+    for (const f of [exe, `${exe}.js`, `${exe}.jsc`, 'netlink.node', 'podlegs_netns.node']) {
       const src = path.join(distDir, f);
+      if (f === `${exe}.jsc` && !existsSync(src)) continue; // optional: only slower without
       if (!existsSync(src)) throw new Error(`${src} missing: run \`npm run build\` first`);
-      copyFileSync(src, path.join(p.pluginDir, f === path.basename(lab.podlegsBin) ? 'podlegs' : f));
+      copyFileSync(src, path.join(p.pluginDir, f === exe ? 'podlegs' : f));
     }
     chmodSync(path.join(p.pluginDir, 'podlegs'), 0o755);
 
