@@ -4,7 +4,7 @@
 // the stdin it read; the standalone build (no loader) tries it here.
 // The CLI is required lazily so that CNI calls never load it.
 import { serveThroughAgent } from '../cni-client/client';
-import { isCniCall, readStdin, takeHandoff } from '../cni-client/protocol';
+import { answerAndExit, isCniCall, readStdin, takeHandoff } from '../cni-client/protocol';
 import { runCni } from '../dispatch/run';
 
 async function main(): Promise<void> {
@@ -12,8 +12,9 @@ async function main(): Promise<void> {
     const handed = takeHandoff();
     const stdin = handed ?? await readStdin();
     const out = (handed === undefined ? await serveThroughAgent(process.env, stdin) : undefined) ?? await runCni(process.env, stdin);
-    process.stdout.write(out.stdout);
-    process.exitCode = out.exitCode;
+    // Everything the call started has been awaited (the log is written synchronously): exit
+    // now rather than through node's full teardown.
+    answerAndExit(out.stdout, out.exitCode);
     return;
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
