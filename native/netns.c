@@ -6,7 +6,10 @@
  * the kernel releases when its holder dies, which Node's fs cannot take. And
  * readSmallFiles: the file registry's directories read in one call (an agent
  * starting on a node that sees 20,000 members reads 20,000 files; from JS each
- * costs four fs calls and their objects, ~5x the syscalls' own time).
+ * costs four fs calls and their objects, ~5x the syscalls' own time). And the thin
+ * client's call to the node agent (agentConnect/agentExchange): blocking unix-socket I/O
+ * from a process that has nothing else to do, where node's net module and its streams
+ * cost more to load than the call itself.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -15,6 +18,10 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 #include <sched.h>
 #include <stdio.h>
@@ -147,6 +154,118 @@ static napi_value js_read_small_files(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* agentConnect(path, timeoutMs) -> fd (close-on-exec), or -errno when there is no connection
+ * (no socket, nobody listening, backlog full for timeoutMs). */
+static napi_value js_agent_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 2, len = 0;
+  napi_value argv[2], out;
+  struct sockaddr_un addr;
+  int32_t timeout_ms = 0;
+  memset(&addr, 0, sizeof addr);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_string_utf8(env, argv[0], addr.sun_path, sizeof addr.sun_path, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &timeout_ms) != napi_ok || timeout_ms <= 0) {
+    napi_throw_type_error(env, NULL, "agentConnect(path: string, timeoutMs: number)");
+    return NULL;
+  }
+  int result;
+  if (len >= sizeof addr.sun_path - 1) result = -ENAMETOOLONG;
+  else {
+    addr.sun_family = AF_UNIX;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) result = -errno;
+    else {
+      /* Bounds connect (a full backlog) and every send below. */
+      struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      int rc;
+      do rc = connect(fd, (struct sockaddr *)&addr, sizeof addr); while (rc != 0 && errno == EINTR);
+      if (rc != 0) { result = -errno; close(fd); }
+      else result = fd;
+    }
+  }
+  napi_create_int32(env, result, &out);
+  return out;
+}
+
+static int64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * agentExchange(fd, request, timeoutMs, max) -> [status, Buffer]: sends request whole, then
+ * reads until a newline. status 0: a line (the Buffer ends with its newline); 1: the peer
+ * closed (or reset) first, the Buffer holds what came; 2: no line within timeoutMs; 3: more
+ * than max bytes without a newline. Never closes fd (agentClose does).
+ */
+static napi_value js_agent_exchange(napi_env env, napi_callback_info info) {
+  size_t argc = 4, len = 0;
+  napi_value argv[4], out, v;
+  int32_t fd = -1, timeout_ms = 0, max = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok || timeout_ms <= 0 ||
+      napi_get_value_int32(env, argv[3], &max) != napi_ok || max <= 0) {
+    napi_throw_type_error(env, NULL, "agentExchange(fd: number, request: string, timeoutMs: number, max: number)");
+    return NULL;
+  }
+  char *req = malloc(len + 1);
+  char *buf = malloc((size_t)max + 1);
+  if (!req || !buf) { free(req); free(buf); return throw_errno(env, "malloc", ENOMEM); }
+  napi_get_value_string_utf8(env, argv[1], req, len + 1, &len);
+  int64_t deadline = now_ms() + timeout_ms;
+  int status = -1;
+  size_t got = 0;
+  for (size_t sent = 0; sent < len;) {
+    ssize_t w = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+    if (w >= 0) { sent += (size_t)w; continue; }
+    if (errno == EINTR) continue;
+    status = errno == EAGAIN || errno == EWOULDBLOCK ? 2 : 1; /* SO_SNDTIMEO ran out, or the peer is gone */
+    break;
+  }
+  while (status < 0) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) { status = 2; break; }
+    struct pollfd p = { fd, POLLIN, 0 };
+    int n = poll(&p, 1, (int)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) { status = 2; break; }
+    if (n < 0) { status = 1; break; }
+    ssize_t r = read(fd, buf + got, (size_t)max + 1 - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) { status = 1; break; } /* EOF, or ECONNRESET */
+    char *nl = memchr(buf + got, '\n', (size_t)r);
+    got += (size_t)r;
+    if (nl) { got = (size_t)(nl - buf) + 1; status = 0; }
+    else if (got > (size_t)max) status = 3;
+  }
+  free(req);
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_int32(env, status, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_buffer_copy(env, got, buf, NULL, &v);
+  napi_set_element(env, out, 1, v);
+  free(buf);
+  return out;
+}
+
+/* agentClose(fd) */
+static napi_value js_agent_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "agentClose(fd: number)");
+    return NULL;
+  }
+  close(fd);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, flag;
   napi_create_function(env, "setns", NAPI_AUTO_LENGTH, js_setns, NULL, &fn);
@@ -157,6 +276,12 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "tryLock", fn);
   napi_create_function(env, "readSmallFiles", NAPI_AUTO_LENGTH, js_read_small_files, NULL, &fn);
   napi_set_named_property(env, exports, "readSmallFiles", fn);
+  napi_create_function(env, "agentConnect", NAPI_AUTO_LENGTH, js_agent_connect, NULL, &fn);
+  napi_set_named_property(env, exports, "agentConnect", fn);
+  napi_create_function(env, "agentExchange", NAPI_AUTO_LENGTH, js_agent_exchange, NULL, &fn);
+  napi_set_named_property(env, exports, "agentExchange", fn);
+  napi_create_function(env, "agentClose", NAPI_AUTO_LENGTH, js_agent_close, NULL, &fn);
+  napi_set_named_property(env, exports, "agentClose", fn);
   napi_create_int32(env, CLONE_NEWNET, &flag);
   napi_set_named_property(env, exports, "CLONE_NEWNET", flag);
   return exports;

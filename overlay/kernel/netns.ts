@@ -2,8 +2,7 @@
 // A netlink socket belongs to the namespace of the thread that creates it,
 // so we switch the main thread, create the socket, and switch back at once.
 import * as fs from 'fs';
-import { createRequire } from 'module';
-import * as path from 'path';
+import { addonCandidates, loadAddonFrom } from './addon';
 import { KernelError } from './errors';
 
 interface NetnsAddon {
@@ -20,20 +19,9 @@ let addon: NetnsAddon | undefined;
 /** The native addon (setns, flock, readSmallFiles); node-lock.ts uses its flock part, the file registry its reader. */
 export function loadAddon(): NetnsAddon {
   if (addon) return addon;
-  // Bundled: the addon sits next to the executable; from source: node-gyp's build dir.
-  const candidates = [
-    path.join(__dirname, 'podlegs_netns.node'),
-    path.join(__dirname, '..', '..', 'build', 'Release', 'podlegs_netns.node'),
-  ];
-  for (const c of candidates) {
-    if (fs.existsSync(c)) {
-      // createRequire: a file-based require also inside a single executable application,
-      // whose own require loads built-ins only (there __dirname is the executable's directory).
-      addon = createRequire(__filename)(c) as NetnsAddon;
-      return addon;
-    }
-  }
-  throw new Error(`podlegs_netns.node not found (looked in ${candidates.join(', ')}); run npm install`);
+  addon = loadAddonFrom<NetnsAddon>(__dirname);
+  if (!addon) throw new Error(`podlegs_netns.node not found (looked in ${addonCandidates(__dirname).join(', ')}); run npm install`);
+  return addon;
 }
 
 /** Opens a netns path, mapping a missing one to ENOENT. */

@@ -1,6 +1,7 @@
 // The thin client: hands a CNI call to the node agent over its unix socket and returns the
-// agent's answer unchanged. Node built-ins only: dist/podlegs runs this before it loads the
-// bundle, so a call the agent serves never loads netlink, winston or the bundle.
+// agent's answer unchanged. fs and podlegs' small addon only (net as a fallback): dist/podlegs
+// runs this before it loads the bundle, so a call the agent serves never loads netlink, winston
+// or the bundle.
 //
 //   no socket / connection refused (any connect error) → undefined: run in-process
 //   the agent refused the request (other protocol)     → undefined: run in-process
@@ -8,6 +9,7 @@
 //     the runtime's DEL then works from the recorded state (in-process when the agent is gone)
 import * as fs from 'fs';
 import { CniOutput, CniRequest, MAX_MESSAGE, PROTOCOL } from '../../overlay/agent/cni-protocol';
+import { loadAddonFrom } from '../../overlay/kernel/addon';
 import { agentSocketFor, DEFAULT_TIMEOUT_MS } from './protocol';
 
 const TRY_AGAIN_LATER = 11;
@@ -40,78 +42,43 @@ export const dialNet: Dial = (socket, ev) => {
   return { write: (s) => { c.write(s); }, close: () => { c.destroy(); } };
 };
 
-// node's own pipe handle, as net.Socket drives it (lib/net.js, lib/internal/stream_base_commons.js):
-// the same libuv calls without loading the stream machinery. Used only on node majors whose
-// binding shape this was written against; anything unexpected falls back to dialNet.
-interface PipeHandle {
-  onread?: (buf: ArrayBuffer | undefined) => void;
-  connect(req: object, path: string): number;
-  readStart(): number;
-  writeUtf8String(req: object, s: string): number;
-  close(cb?: () => void): void;
-}
-interface RawBindings {
-  Pipe: new (type: number) => PipeHandle;
-  PipeConnectWrap: new () => { oncomplete?: (status: number) => void };
-  WriteWrap: new () => { handle?: PipeHandle; oncomplete?: (status: number) => void };
-  SOCKET: number;
-  state: Int32Array;
-  kReadBytesOrError: number;
-  kArrayBufferOffset: number;
+interface AgentAddon {
+  agentConnect(path: string, timeoutMs: number): number;
+  agentExchange(fd: number, request: string, timeoutMs: number, max: number): [number, Buffer];
+  agentClose(fd: number): void;
 }
 
-// Checked against node 20 (lib/net.js, stream_base_commons.js of v20); other majors take dialNet.
-const RAW_NODE_MAJORS = /^v20\./;
-
-function rawBindings(): RawBindings | undefined {
-  if (!RAW_NODE_MAJORS.test(process.version)) return undefined;
+/**
+ * Through podlegs' own addon (native/netns.c): blocking connect, send and read, none of node's
+ * net and stream modules loaded (that was ~5-7 ms of every call). Blocking is fine here: the
+ * process has nothing else to do; `limitMs` bounds each call. undefined without the addon (or
+ * one built before these functions): then dialNet.
+ */
+export function nativeDial(limitMs: number, dir = __dirname): Dial | undefined {
+  let a: Partial<AgentAddon> | undefined;
   try {
-    const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
-    const pw = binding('pipe_wrap') as { Pipe?: unknown; PipeConnectWrap?: unknown; constants?: { SOCKET?: unknown } };
-    const sw = binding('stream_wrap') as { WriteWrap?: unknown; streamBaseState?: unknown; kReadBytesOrError?: unknown; kArrayBufferOffset?: unknown };
-    if (typeof pw.Pipe !== 'function' || typeof pw.PipeConnectWrap !== 'function' || typeof pw.constants?.SOCKET !== 'number'
-      || typeof sw.WriteWrap !== 'function' || Object.prototype.toString.call(sw.streamBaseState) !== '[object Int32Array]'
-      || typeof sw.kReadBytesOrError !== 'number' || typeof sw.kArrayBufferOffset !== 'number') return undefined;
-    return {
-      Pipe: pw.Pipe as RawBindings['Pipe'], PipeConnectWrap: pw.PipeConnectWrap as RawBindings['PipeConnectWrap'],
-      WriteWrap: sw.WriteWrap as RawBindings['WriteWrap'], SOCKET: pw.constants.SOCKET, state: sw.streamBaseState as Int32Array,
-      kReadBytesOrError: sw.kReadBytesOrError, kArrayBufferOffset: sw.kArrayBufferOffset,
-    };
+    a = loadAddonFrom<Partial<AgentAddon>>(dir);
   } catch {
     return undefined;
   }
-}
-
-/** Through node's pipe handle directly (see RawBindings); undefined where that is not available. */
-export function rawDial(): Dial | undefined {
-  const b = rawBindings();
-  if (!b) return undefined;
+  if (!a || typeof a.agentConnect !== 'function' || typeof a.agentExchange !== 'function' || typeof a.agentClose !== 'function') return undefined;
+  const addon = a as AgentAddon;
   return (socket, ev) => {
-    const h = new b.Pipe(b.SOCKET);
+    const fd = addon.agentConnect(socket, limitMs);
+    if (fd < 0) {
+      process.nextTick(() => ev.failed());
+      return { write: () => undefined, close: () => undefined };
+    }
     let open = true;
-    const close = (): void => { if (open) { open = false; h.close(); } };
-    const gone = (): void => { if (open) { close(); ev.closed(); } };
-    const req = new b.PipeConnectWrap();
-    req.oncomplete = (status) => {
-      if (!open) return;
-      if (status < 0) { close(); ev.failed(); return; }
-      h.onread = (buf) => {
-        const n = b.state[b.kReadBytesOrError];
-        if (n > 0 && buf) ev.data(Buffer.from(buf, b.state[b.kArrayBufferOffset], n));
-        else if (n < 0) gone(); // EOF or a read error
-      };
-      if (h.readStart() < 0) { gone(); return; }
-      ev.connected();
-    };
-    const err = h.connect(req, socket);
-    if (err < 0) { close(); process.nextTick(() => ev.failed()); }
+    const close = (): void => { if (open) { open = false; addon.agentClose(fd); } };
+    process.nextTick(() => ev.connected());
     return {
       write: (s) => {
         if (!open) return;
-        const w = new b.WriteWrap();
-        w.handle = h;
-        w.oncomplete = (status) => { if (status < 0) gone(); };
-        if (h.writeUtf8String(w, s) < 0) gone();
+        const [status, data] = addon.agentExchange(fd, s, limitMs, MAX_MESSAGE);
+        if (data.length) ev.data(data); // a whole line (0), or what came before a close (1) or past max (3)
+        if (status === 1) ev.closed();
+        // 2, no line within limitMs: callAgent's timer, overdue by now, answers.
       },
       close,
     };
@@ -119,9 +86,10 @@ export function rawDial(): Dial | undefined {
 }
 
 /** Sends the call to the agent at `socket`; undefined when it did not take it (run in-process). */
-export function callAgent(socket: string, env: NodeJS.ProcessEnv, stdin: string, cniVersion: string, dial: Dial = rawDial() ?? dialNet): Promise<CniOutput | undefined> {
+export function callAgent(socket: string, env: NodeJS.ProcessEnv, stdin: string, cniVersion: string, transport?: Dial): Promise<CniOutput | undefined> {
   return new Promise((resolve) => {
     const limit = timeoutMs(env);
+    const dial = transport ?? nativeDial(limit) ?? dialNet;
     let settled = false;
     const chunks: Buffer[] = [];
     let size = 0;

@@ -118,7 +118,7 @@ test('the agent socket is a socket of mode 0600', () => {
   expect(st.mode & 0o777).toBe(0o600);
 });
 
-test('ADD, CHECK, DEL through the agent and in-process: same stdout, same node state, and the client loads neither bundle nor addon', async () => {
+test('ADD, CHECK, DEL through the agent and in-process: same stdout, same node state, and the client loads neither bundle nor netlink', async () => {
   const pod = await lab.addPod(node, 'same');
   const prev = ok(await lab.chain(pod, 'ADD', { cniVersion: '1.0.0', name: 'lab', plugins: [lab.ptpPlugin(node)] })).json;
   const run = async (socket: string): Promise<Json> => {
@@ -144,11 +144,12 @@ test('ADD, CHECK, DEL through the agent and in-process: same stdout, same node s
   expect(viaAgent.afterAdd.node.links.length).toBeGreaterThan(0);
   expect({ ...viaAgent.afterDel, node: { ...viaAgent.afterDel.node, links: [] } }).toEqual(inProcess.afterDel);
 
-  // The thin client: no bundle compiled, no native addon, no module file but the executable;
-  // in-process, the same hook sees the bundle and netlink (so it can tell).
+  // The thin client: no bundle compiled, of natives only podlegs' own small addon (its socket
+  // calls; never netlink's), no module file but the executable; in-process, the same hook sees
+  // the bundle and netlink (so it can tell).
   const thin = viaAgent.add.loaded;
   expect(thin.scripts).toEqual([]);
-  expect(thin.dlopen).toEqual([]);
+  expect(thin.dlopen).toEqual([path.join(path.dirname(lab.podlegsBin), 'podlegs_netns.node')]);
   expect(thin.modules).toEqual([lab.podlegsBin]);
   expect(inProcess.add.loaded.scripts).toContain('podlegs.js');
   expect((inProcess.add.loaded.dlopen as string[]).some((f) => /netlink\.node$/.test(f))).toBe(true);
