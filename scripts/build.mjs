@@ -93,6 +93,28 @@ module.exports = new Proxy({}, {
   },
 };
 
+// readable-stream (winston's streams) loads node's own stream module only to offer it as
+// `.Stream` and as its base class, and its pipe() compares the destination with
+// process.stdout, which creates process.stdout: on a runtime's stdout pipe that is a
+// net.Socket, i.e. node's net and stream modules, ~3 ms of every CNI call that logs. The bundle
+// takes readable-stream's own browser variants of those two files (its package.json "browser"
+// field: EventEmitter as the base, its own Readable as .Stream) and tells stdio apart by fd,
+// which creates nothing. podlegs never pipes a log stream to stdout.
+const leanStreams = {
+  name: 'lean-streams',
+  setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]readable-stream[\\/](readable|lib[\\/]internal[\\/]streams[\\/]stream)\.js$/ }, (a) => ({
+      contents: readFileSync(a.path.replace(/\.js$/, '-browser.js'), 'utf8'), loader: 'js', resolveDir: dirname(a.path),
+    }));
+    b.onLoad({ filter: /node_modules[\\/]readable-stream[\\/]lib[\\/]_stream_readable\.js$/ }, (a) => {
+      const src = readFileSync(a.path, 'utf8');
+      const check = 'dest !== process.stdout && dest !== process.stderr';
+      if (!src.includes(check)) throw new Error(`lean-streams: ${a.path} no longer has "${check}"`);
+      return { contents: src.replace(check, 'dest.fd !== 1 && dest.fd !== 2'), loader: 'js' };
+    });
+  },
+};
+
 // @dabh/diagnostics (winston's debug logger, silent without DEBUG either way) loads its colour
 // and formatting dependencies (colorspace, kuler, ...) unless NODE_ENV is "production": fixed
 // here, it is the only NODE_ENV test in the bundle. (readable-stream's READABLE_STREAM=disable
@@ -123,7 +145,7 @@ try {
     minify: true,
     legalComments: 'none',
     banner: { js: bundleOnly ? '#!/usr/bin/env node' : `//podlegs-bundle ${ID0}` },
-    plugins: [netlinkBinding, lazyColors],
+    plugins: [netlinkBinding, lazyColors, leanStreams],
     define: leanDeps,
     logLevel: 'warning',
     sourcemap: sourcemap ? 'external' : false,
