@@ -123,12 +123,27 @@ export class Kernel {
     return msgs.filter((m) => m.type !== NLMSG_ERROR && m.type !== 3);
   }
 
-  private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      throw toKernelError(op, e);
-    }
+  /**
+   * One request at a time on this socket. The kernel refuses a dump while another one on the
+   * same socket is unfinished (EBUSY), and node-netlink groups a dump's parts per socket, so a
+   * reply arriving between them would cut it short: callers that share a Kernel (the agent's
+   * reconciler, trunk edits, hot-plug) may well ask at the same time.
+   */
+  private turn: Promise<unknown> = Promise.resolve();
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  private call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        throw toKernelError(op, e);
+      }
+    });
   }
 
   // ---- links ----
@@ -495,7 +510,11 @@ export class Kernel {
    * speed instead of one round trip and one JS promise per entry). "Already there" on add
    * and "already gone" on delete are not failures.
    */
-  async fdbBatch(changes: FdbChange[], opts: { chunk?: number; timeoutMs?: number } = {}): Promise<FdbFailure[]> {
+  fdbBatch(changes: FdbChange[], opts: { chunk?: number; timeoutMs?: number } = {}): Promise<FdbFailure[]> {
+    return this.serial(() => this.fdbBatchNow(changes, opts));
+  }
+
+  private async fdbBatchNow(changes: FdbChange[], opts: { chunk?: number; timeoutMs?: number }): Promise<FdbFailure[]> {
     const chunk = Math.max(1, opts.chunk ?? 128);
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const nl = this.nl;
