@@ -22,7 +22,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadLib, ROOT } from './bench/agent-lib.mjs';
-import { synthMembers } from './bench/agent-synth.mjs';
+import { synthMembers, writeBridgeBatch } from './bench/agent-synth.mjs';
 import { fmt, median, table } from './bench/stats.mjs';
 
 const args = process.argv.slice(2);
@@ -87,13 +87,8 @@ async function main() {
 
   // The same entries for bridge -batch, from the agent's own desired-state rule.
   const want = lib.desiredState(synthMembers({ remoteNodes: o.remoteNodes, vnis, perNode: o.vnis, localVtep: nBatch.vtep }), nBatch.vtep, vnis).segments;
-  const lines = [];
-  for (const [vni, s] of want) {
-    for (const dst of s.flood) lines.push(`fdb append 00:00:00:00:00:00 dev plvx${vni} dst ${dst} self permanent`);
-    for (const [mac, dst] of s.macs) lines.push(`fdb replace ${mac} dev plvx${vni} dst ${dst} self permanent`);
-  }
   const batchFile = join(tmp, 'fdb.batch');
-  writeFileSync(batchFile, `${lines.join('\n')}\n`);
+  const batchLines = writeBridgeBatch(want, batchFile);
   const flood = [...want.values()].reduce((n, s) => n + s.flood.size, 0);
 
   const conf = {
@@ -158,9 +153,9 @@ async function main() {
     }
     say(`${i === 0 ? 'warm-up' : `round ${i}/${o.rounds}`}: agent ${fmt(agent.at(-1)?.ms ?? NaN)} ms, bridge -batch ${fmt(batch.at(-1)?.ms ?? NaN)} ms${o.compare ? `, compared agent ${fmt(compare.at(-1)?.ms ?? NaN)} ms` : ''}`);
   }
-  for (const r of [...agent, ...compare]) if (!r.ok || r.entries !== lines.length) throw new Error(`agent run ended with ${r.entries}/${lines.length} entries (ok ${r.ok})`);
-  for (const r of batch) if (r.entries !== lines.length) throw new Error(`bridge -batch ended with ${r.entries}/${lines.length} entries`);
-  return { registryFiles: members.length, registryWriteMs: writeMs, entries: lines.length, flood, agent, batch, compare };
+  for (const r of [...agent, ...compare]) if (!r.ok || r.entries !== batchLines) throw new Error(`agent run ended with ${r.entries}/${batchLines} entries (ok ${r.ok})`);
+  for (const r of batch) if (r.entries !== batchLines) throw new Error(`bridge -batch ended with ${r.entries}/${batchLines} entries`);
+  return { registryFiles: members.length, registryWriteMs: writeMs, entries: batchLines, flood, agent, batch, compare };
 }
 
 function report(r) {

@@ -29,7 +29,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadLib, ROOT, LIB } from './bench/agent-lib.mjs';
-import { churn, synthMembers } from './bench/agent-synth.mjs';
+import { churn, synthMembers, writeBridgeBatch } from './bench/agent-synth.mjs';
 import { quantile, table, fmt } from './bench/stats.mjs';
 
 const args = process.argv.slice(2);
@@ -215,17 +215,12 @@ async function scale() {
 
   // bridge -batch, same entries.
   const want = lib.desiredState(synthMembers({ ...synth, localVtep: nBatch.vtep }), nBatch.vtep, vnis).segments;
-  const lines = [];
-  for (const [vni, s] of want) {
-    for (const dst of s.flood) lines.push(`fdb append 00:00:00:00:00:00 dev plvx${vni} dst ${dst} self permanent`);
-    for (const [mac, dst] of s.macs) lines.push(`fdb replace ${mac} dev plvx${vni} dst ${dst} self permanent`);
-  }
   const batchFile = join(tmp, 'fdb.batch');
-  writeFileSync(batchFile, `${lines.join('\n')}\n`);
+  const batchLines = writeBridgeBatch(want, batchFile);
   const t0 = performance.now();
   sh(['ip', 'netns', 'exec', nBatch.nsName, 'bridge', '-batch', batchFile]);
   const batchMs = performance.now() - t0;
-  const batch = { entries: lines.length, ms: batchMs, kernelEntries: fdbCount(nBatch.nsName) };
+  const batch = { entries: batchLines, ms: batchMs, kernelEntries: fdbCount(nBatch.nsName) };
 
   // One awaited request per entry.
   const serial = worker({ ...synth, mode: 'serial', ns: nSerial.netns, localVtep: nSerial.vtep }).serial;

@@ -16,6 +16,7 @@ const AF_BRIDGE = 7;
 // Raw netlink framing for the batched FDB path (see fdbBatch).
 const NETLINK_ROUTE = 0;
 const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
 const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19, NEWADDR: 20, GETADDR: 22, GETNEIGH: 30 } as const;
 const NLM_F_DUMP = 0x300;
 const IFF_UP = 0x1;
@@ -24,8 +25,6 @@ const IFA_F_NODAD = 0x02;
 const RTM_NEWNEIGH = 28;
 const RTM_DELNEIGH = 29;
 const NLM_F = { REQUEST: 0x1, ACK: 0x4, ECHO: 0x8, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, APPEND: 0x800 } as const;
-// node-netlink's names for the NEW* flags (the requests its rtnetlink layer frames).
-const FlagsNew = { REPLACE: NLM_F.REPLACE, EXCL: NLM_F.EXCL, CREATE: NLM_F.CREATE, APPEND: NLM_F.APPEND } as const;
 const NUD_PERMANENT = 0x80;
 const NTF_SELF = 0x02;
 const NDA = { DST: 1, LLADDR: 2 } as const;
@@ -120,7 +119,7 @@ export class Kernel {
   /** One request framed here; the replies' payloads (NLMSG_DONE and the ACK left out), or a KernelError. */
   private async raw(op: string, type: number, flags: number, body: Buffer): Promise<{ type: number; data: Buffer }[]> {
     const [msgs] = await this.call(op, () => this.nl.request(type, body, { flags }));
-    return msgs.filter((m) => m.type !== NLMSG_ERROR && m.type !== 3);
+    return msgs.filter((m) => m.type !== NLMSG_ERROR && m.type !== NLMSG_DONE);
   }
 
   /**
@@ -194,7 +193,7 @@ export class Kernel {
     if (extra.master) attrs.push({ type: IFLA.MASTER, value: u32(extra.master) });
     attrs.push({ type: IFLA.LINKINFO, value: linkinfo });
     const up = extra.up ? IFF_UP : 0;
-    const echo = (await this.linkRequest(op, RTM.NEWLINK, FlagsNew.CREATE | FlagsNew.EXCL | NLM_F.ECHO,
+    const echo = (await this.linkRequest(op, RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL | NLM_F.ECHO,
       Buffer.concat([ifinfomsg(0, up, up), encode(attrs)]))).find((l) => l.name === name && l.index);
     if (echo) {
       if (extra.master) echo.master = extra.master;
@@ -286,7 +285,7 @@ export class Kernel {
     try {
       await this.call(`add clsact qdisc on #${index}`, () => this.rt.newQdisc(
         { ifindex: index, handle: TC_H_CLSACT_HANDLE, parent: TC_H_CLSACT }, { kind: 'clsact' },
-        { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+        { flags: NLM_F.CREATE | NLM_F.EXCL }));
     } catch (e) {
       if (!isExists(e)) throw e;
     }
@@ -322,7 +321,7 @@ export class Kernel {
         { type: TCA_BPF.OPS, value: ops },
         { type: TCA_BPF.FLAGS, value: u32(TCA_BPF_FLAG_ACT_DIRECT) },
       ]) },
-      { flags: FlagsNew.CREATE | (replace ? FlagsNew.REPLACE : FlagsNew.EXCL) }));
+      { flags: NLM_F.CREATE | (replace ? NLM_F.REPLACE : NLM_F.EXCL) }));
   }
 
   /** The classic BPF filters on the link's ingress; [] when there is no clsact qdisc. */
@@ -473,7 +472,7 @@ export class Kernel {
     try {
       await this.call(`add route ${dst}`, () => this.rt.newRoute(
         { family, dstLen: len, table: 254, protocol: 'BOOT', scope: opts.gateway ? 'UNIVERSE' : 'LINK', type: 'UNICAST' } as never,
-        attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+        attrs, { flags: NLM_F.CREATE | NLM_F.EXCL }));
     } catch (e) {
       if (!isExists(e)) throw e;
     }
@@ -570,7 +569,7 @@ export class Kernel {
         { family: AF_BRIDGE, ifindex: vxlanIndex, state: { permanent: true }, flags: { self: true } },
         { lladdr: macToBuffer(e.mac), dst: ipToBuffer(e.dst) },
         // The all-zero MAC holds a list of destinations: append. A unicast MAC has one: replace.
-        { flags: FlagsNew.CREATE | (flood ? FlagsNew.APPEND : FlagsNew.REPLACE) }));
+        { flags: NLM_F.CREATE | (flood ? NLM_F.APPEND : NLM_F.REPLACE) }));
     } catch (err) {
       if (!isExists(err)) throw err;
     }

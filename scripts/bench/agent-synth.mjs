@@ -2,6 +2,7 @@
 // (VTEPs 10.200.x.y, never reached: only FDB entries point at them), each with
 // legs in `perNode` distinct networks out of `vnis`, plus one local leg per VNI.
 // Deterministic for a given seed, so every method measured gets the same entries.
+import { writeFileSync } from 'node:fs';
 
 /** mulberry32: a tiny seeded PRNG. */
 function rng(seed) {
@@ -55,4 +56,18 @@ export function churn(members, { fraction, vnis, remoteNodes, localVtep, seed = 
     joining.push({ vni, vtep: remoteVtep(i), mac: mac(n++), owner: `churn${i}/eth0/net${vni}` });
   }
   return { members: [...kept, ...joining], left: [...leaving], joined: joining };
+}
+
+/**
+ * The `bridge -batch` file programming the same FDB entries as `want` (desiredState's
+ * segments): one flood append per destination, one replace per MAC. Returns the entry counts.
+ */
+export function writeBridgeBatch(want, file) {
+  const lines = [];
+  for (const [vni, s] of want) {
+    for (const dst of s.flood) lines.push(`fdb append 00:00:00:00:00:00 dev plvx${vni} dst ${dst} self permanent`);
+    for (const [mac, dst] of s.macs) lines.push(`fdb replace ${mac} dev plvx${vni} dst ${dst} self permanent`);
+  }
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return lines.length;
 }
